@@ -1,0 +1,153 @@
+"""`mop-bench` command line: argument parsing only; the work happens elsewhere.
+
+Imports here are cheap on purpose (`mop-bench --help` and `mop-bench ls` must answer
+instantly): every heavy module is imported inside the command that needs it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_RESULTS = Path(os.environ.get("MOP_BENCH_RESULTS", "results"))
+
+
+def _kv(text: str) -> tuple[str, str]:
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), value.strip()
+
+
+def _add_spec_args(p: argparse.ArgumentParser, *, sims: str) -> None:
+    p.add_argument("--task", required=True, help="task name (see `mop-bench ls tasks`) or path of a task card YAML")
+    if sims == "one":
+        p.add_argument("--sim", required=True, help="simulator name (see `mop-bench ls sims`) or a simulator YAML")
+    elif sims == "many":
+        p.add_argument("--sims", required=True, help="comma-separated simulator names")
+    p.add_argument("--preset", default="default", help="smoke | default | paper (default: default)")
+    p.add_argument("--n", type=int, help="number of synthetic samples (budget.n_samples)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument("--seeds", help="comma-separated replicate seeds, e.g. 0,1,2 (overrides --seed)")
+    p.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
+                   help="override any setting (dotted path like fit.epochs or an alias like personas); repeatable")
+    p.add_argument("--config", type=Path, help="YAML file of KEY: VALUE overrides (applied before --set)")
+    p.add_argument("--model", help="generator LM: alias, Hub id or local path (lm.model)")
+    p.add_argument("--backend", help="LM backend: transformers | openai | vllm (lm.backend)")
+    p.add_argument("--base-url", help="server URL for the openai backend (lm.base_url)")
+    p.add_argument("--encoder", help="sentence-transformers model name or path (encoder.model)")
+    p.add_argument("--data-dir", help="directory of data mirrors (default: $MOP_BENCH_DATA_DIR, then the Hub)")
+    p.add_argument("--data", help="bring your own data: a .csv, .jsonl or .parquet file (with --task NAME as its name)")
+    p.add_argument("--text-column", help="text column of --data")
+    p.add_argument("--label-column", help="label column of --data (optional)")
+    _add_runtime_args(p)
+
+
+def _add_runtime_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", "--results", dest="results", type=Path, default=DEFAULT_RESULTS,
+                   help=f"results directory (default: {DEFAULT_RESULTS}; env MOP_BENCH_RESULTS)")
+    p.add_argument("--overwrite", action="store_true", help="recompute instead of reusing finished work")
+    p.add_argument("--batch-size", type=int, help="LM scoring batch size (does not change results)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mop-bench",
+        description="Benchmark population simulators (Mixture of Personas and baselines) "
+        "against real populations with FID, MAUVE and KL-cosine.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="run one simulator on one task (resumes and reuses finished work)")
+    _add_spec_args(p, sims="one")
+    p.add_argument("--gates-from", type=Path, help="reuse personas/gates/temperatures fitted in this run dir")
+
+    p = sub.add_parser("score", help="re-score stored generations (no generation)")
+    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument("-q", "--quiet", action="store_true")
+
+    p = sub.add_parser("report", help="rebuild HTML reports of run, comparison or sweep directories")
+    p.add_argument("dirs", nargs="+", type=Path)
+    p.add_argument("-q", "--quiet", action="store_true")
+
+    p = sub.add_parser("ls", help="list tasks, simulators, metrics, presets or backends")
+    p.add_argument("what", choices=["tasks", "sims", "metrics", "presets", "backends", "settings"])
+    p.add_argument("--data-dir", help="data mirror directory (for row counts)")
+
+    p = sub.add_parser("compare", help="several simulators under one budget, with replicate seeds")
+    _add_spec_args(p, sims="many")
+    p.add_argument("--name", help="comparison directory name (default: derived from task, sims, preset)")
+
+    p = sub.add_parser("sweep", help="a grid over settings, e.g. --set personas=4,8,16 --set pool=250,500")
+    _add_spec_args(p, sims="one")
+    p.add_argument("--name", help="sweep directory name")
+
+    p = sub.add_parser("ablate", help="MoP and its ablations (the paper's Table 4) as one table")
+    _add_spec_args(p, sims="none")
+    p.add_argument("--name", help="comparison directory name")
+
+    p = sub.add_parser("leaderboard", help="HTML/CSV/JSON leaderboard over all comparable runs")
+    p.add_argument("results_dir", nargs="?", type=Path, default=DEFAULT_RESULTS)
+    p.add_argument("--out", type=Path, help="output directory (default: the results directory)")
+    p.add_argument("-q", "--quiet", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = make_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    from mop_bench import commands
+
+    try:
+        return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        # User errors (unknown names, bad data, missing files): one clear line, no traceback.
+        if os.environ.get("MOP_BENCH_DEBUG"):
+            raise
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"mop-bench: error: {msg}", file=sys.stderr)
+        return 2
+
+
+def spec_overrides(args: Any) -> dict[str, Any]:
+    """Collect overrides from --config, --set and the shortcut flags (in that order)."""
+    overrides: dict[str, Any] = {}
+    if getattr(args, "config", None):
+        import yaml
+
+        loaded = yaml.safe_load(args.config.read_text()) or {}
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{args.config}: expected a mapping of KEY: VALUE overrides")
+        overrides.update(_flatten(loaded))
+    overrides.update(dict(args.overrides))
+    shortcuts = {"n": "budget.n_samples", "model": "lm.model", "backend": "lm.backend",
+                 "base_url": "lm.base_url", "encoder": "encoder.model", "data_dir": "data.data_dir"}
+    for attr, path in shortcuts.items():
+        value = getattr(args, attr, None)
+        if value is not None:
+            overrides[path] = value
+    return overrides
+
+
+def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in obj.items():
+        if isinstance(value, dict):
+            out.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

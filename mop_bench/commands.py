@@ -1,0 +1,186 @@
+"""The CLI's commands: each turns parsed arguments into library calls."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from mop_bench.cli import spec_overrides
+
+log = logging.getLogger("mop_bench")
+
+
+def _seeds(args: Any) -> list[int]:
+    if getattr(args, "seeds", None):
+        try:
+            return [int(s) for s in str(args.seeds).split(",") if s.strip()]
+        except ValueError as exc:
+            raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from exc
+    return [args.seed]
+
+
+def _workspace(args: Any):
+    from mop_bench.runner import Workspace
+
+    ws = Workspace(progress=not args.no_progress, lm_batch_size=args.batch_size)
+    if getattr(args, "data", None):
+        if not args.text_column:
+            raise ValueError("--data needs --text-column (the column holding the texts)")
+        ws.user_data = {"data_file": args.data, "text_column": args.text_column,
+                        "label_column": args.label_column}
+    return ws
+
+
+def _options(args: Any, **extra: Any):
+    from mop_bench.runner import RunOptions
+
+    return RunOptions(results_dir=args.results, progress=not args.no_progress,
+                      overwrite=args.overwrite, lm_batch_size=args.batch_size, **extra)
+
+
+def cmd_run(args: Any) -> int:
+    from mop_bench.runner import build_spec, run
+    from mop_bench.store import read_json
+
+    ws = _workspace(args)
+    options = _options(args, gates_from=args.gates_from)
+    for seed in _seeds(args):
+        spec = build_spec(args.task, args.sim, preset=args.preset, overrides=spec_overrides(args), seed=seed)
+        t0 = time.perf_counter()
+        run_dir = run(spec, options, ws)
+        metrics = read_json(run_dir / "metrics.json")
+        summary = "  ".join(
+            f"{k}={metrics[k]['value']:.4f}" for k in ("fid", "mauve", "kl_cosine") if k in metrics
+        )
+        print(f"{run_dir}  ({time.perf_counter() - t0:.1f}s)  {summary}")
+        print(f"report: {run_dir / 'report.html'}")
+    return 0
+
+
+def cmd_score(args: Any) -> int:
+    from mop_bench.runner import Workspace, report_stage, rescore
+
+    ws = Workspace()
+    for run_dir in args.run_dirs:
+        metrics = rescore(run_dir, ws)
+        report_stage(run_dir)
+        print(f"{run_dir}: " + "  ".join(
+            f"{k}={metrics[k]['value']:.4f}" for k in ("fid", "mauve", "kl_cosine") if k in metrics))
+    return 0
+
+
+def cmd_report(args: Any) -> int:
+    from mop_bench import report
+
+    for d in args.dirs:
+        if (d / "comparison.json").exists():
+            out = report.render_comparison(d)
+        elif (d / "sweep.json").exists():
+            out = report.render_sweep(d)
+        elif (d / "config.json").exists():
+            out = report.render_run(d)
+        else:
+            raise FileNotFoundError(f"{d}: not a run, comparison or sweep directory "
+                                    "(no config.json, comparison.json or sweep.json)")
+        print(out)
+    return 0
+
+
+def cmd_ls(args: Any) -> int:
+    if args.what == "tasks":
+        from mop_bench.data import TASKS, task_summary
+
+        for name in TASKS.names():
+            card = TASKS.get(name)
+            info = task_summary(card, args.data_dir)
+            print(f"{name:10s} v{card.version}  {_fmt_summary(info)}")
+            print(f"{'':10s} {card.description}")
+    elif args.what == "sims":
+        from mop_bench.simulators import SIMULATORS
+
+        for name in SIMULATORS.names():
+            print(f"{name:22s} {SIMULATORS.get(name).description}")
+    elif args.what == "metrics":
+        from mop_bench.metrics import METRICS
+
+        for name in METRICS.names():
+            print(name)
+    elif args.what == "presets":
+        from mop_bench.presets import PRESETS
+
+        for name, values in PRESETS.items():
+            print(f"{name}: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+    elif args.what == "backends":
+        from mop_bench.lm import LM_BACKENDS
+
+        for name in LM_BACKENDS.names():
+            print(name)
+    elif args.what == "settings":
+        from mop_bench.spec import ALIASES, field_paths
+
+        print("settings (use with --set KEY=VALUE):")
+        for path in field_paths():
+            print(f"  {path}")
+        print("aliases: " + ", ".join(f"{k}={v}" for k, v in ALIASES.items()))
+    return 0
+
+
+def _fmt_summary(info: dict[str, Any]) -> str:
+    if not info.get("found", True):
+        return f"(data not found: {info.get('reason', 'set MOP_BENCH_DATA_DIR or --data-dir')})"
+    parts = []
+    for split, rows in (info.get("rows") or {}).items():
+        parts.append(f"{split}={rows}")
+    labels = info.get("labels") or info.get("label_names")
+    if labels:
+        parts.append(f"labels: {labels}")
+    return "  ".join(str(p) for p in parts)
+
+
+def cmd_compare(args: Any) -> int:
+    from mop_bench.compare import compare
+
+    sims = [s.strip() for s in args.sims.split(",") if s.strip()]
+    out = compare(args.task, sims, preset=args.preset, overrides=spec_overrides(args),
+                  seeds=_seeds(args), options=_options(args), workspace=_workspace(args),
+                  name=args.name)
+    print(f"comparison report: {out}")
+    return 0
+
+
+def cmd_ablate(args: Any) -> int:
+    from mop_bench.compare import ABLATION_SIMS, compare
+
+    out = compare(args.task, ABLATION_SIMS, preset=args.preset, overrides=spec_overrides(args),
+                  seeds=_seeds(args), options=_options(args), workspace=_workspace(args),
+                  name=args.name or f"ablate-{Path(args.task).stem}-{args.preset}", ablation=True)
+    print(f"ablation report: {out}")
+    return 0
+
+
+def cmd_sweep(args: Any) -> int:
+    from mop_bench.compare import sweep
+
+    axes: dict[str, list[str]] = {}
+    fixed: dict[str, Any] = {}
+    for key, value in spec_overrides(args).items():
+        if isinstance(value, str) and "," in value and not key.endswith("mauve_seeds"):
+            axes[key] = [v.strip() for v in value.split(",") if v.strip()]
+        else:
+            fixed[key] = value
+    if not axes:
+        raise ValueError("a sweep needs at least one --set KEY=V1,V2,... axis")
+    out = sweep(args.task, args.sim, axes, preset=args.preset, overrides=fixed, seeds=_seeds(args),
+                options=_options(args), workspace=_workspace(args), name=args.name)
+    print(f"sweep report: {out}")
+    return 0
+
+
+def cmd_leaderboard(args: Any) -> int:
+    from mop_bench.report import build_leaderboard
+
+    out = build_leaderboard(args.results_dir, args.out)
+    print(f"leaderboard: {out}")
+    return 0

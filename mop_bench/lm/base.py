@@ -1,0 +1,84 @@
+"""What MoP needs from a language model: `generate` and `score`. Nothing else.
+
+Backends (in-process transformers, OpenAI-compatible servers, vLLM) implement this
+protocol; a fake one with planted likelihoods makes the MoP trainer testable in
+milliseconds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+#: A prompt is either plain text (sent as one user message) or chat messages
+#: [{"role": "system"|"user"|"assistant", "content": str}, ...]. Backends apply the
+#: model's chat template where it has one.
+Prompt = str | list[dict[str, str]]
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One generated continuation."""
+
+    text: str
+    n_tokens: int
+    """New tokens generated (stops at EOS or max_new_tokens)."""
+
+
+@dataclass(frozen=True)
+class SequenceScore:
+    """Log-likelihood of one continuation after one prompt, at several temperatures."""
+
+    logprob: np.ndarray
+    """Shape (len(temperatures),): sum over continuation tokens of log p_tau(y_t | ...)."""
+    n_tokens: int
+    """Continuation tokens scored (after truncation to max_tokens)."""
+    token_logprobs: np.ndarray | None = None
+    """Shape (n_tokens, len(temperatures)) when per-token scores were asked for."""
+
+
+@dataclass
+class LMStats:
+    """Work counters, so fitting cost can be reported separately from generation."""
+
+    score_sequences: int = 0
+    score_tokens: int = 0
+    score_seconds: float = 0.0
+    generate_sequences: int = 0
+    generate_tokens: int = 0
+    generate_seconds: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+@runtime_checkable
+class LanguageModel(Protocol):
+    """A frozen LM. Implementations must make `generate` deterministic per seed: the
+    text for a prompt depends only on (prompt, temperature, seed, max_new_tokens,
+    top_p) and the batch it is generated in, never on global RNG state."""
+
+    name: str
+    """Identity recorded with results (model id / file and dtype)."""
+    stats: LMStats
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        temperatures: Sequence[float],
+        seeds: Sequence[int],
+        max_new_tokens: int,
+        top_p: float = 1.0,
+    ) -> list[Completion]: ...
+
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        continuations: Sequence[str],
+        *,
+        temperatures: Sequence[float] = (1.0,),
+        max_tokens: int | None = None,
+        per_token: bool = False,
+    ) -> list[SequenceScore]: ...

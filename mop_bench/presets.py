@@ -1,0 +1,64 @@
+"""Named starting points for a run's settings. Every value can be overridden
+(`--set path=value`, `--n`, a config file); the preset's name is recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # For tests and CI: a whole MoP run in about 3 minutes on a 2-core CPU.
+    "smoke": {
+        "budget.n_samples": 64,
+        "budget.max_new_tokens": 48,
+        "budget.chunk_size": 32,
+        "data.pool_size": 200,
+        "data.golden_size": 300,
+        "simulator.n_personas": 4,
+        "fit.n_train": 32,
+        "fit.epochs": 2,
+        "fit.top_m": 2,
+        "fit.score_max_tokens": 32,
+        "fit.proj_dim": 32,
+        "fit.persona_cluster_samples": 4,
+        "fit.persona_max_new_tokens": 40,
+        "metrics.mauve_seeds": (25, 26),
+    },
+    # What `mop-bench run` uses: a few hundred samples, K = 16; a full MoP run in
+    # about 10 minutes here from a cold start.
+    "default": {
+        "budget.n_samples": 300,
+        "budget.max_new_tokens": 64,
+        "budget.chunk_size": 32,
+        "data.pool_size": 500,
+        "data.golden_size": 1000,
+        "simulator.n_personas": 16,
+        "fit.n_train": 96,
+        "fit.epochs": 3,
+        "fit.top_m": 4,
+        "fit.score_max_tokens": 48,
+    },
+    # The paper's scale (Bui et al. 2025): for a GPU.
+    "paper": {
+        "budget.n_samples": 5000,
+        "budget.max_new_tokens": 128,
+        "budget.chunk_size": 64,
+        "data.pool_size": 2000,
+        "data.golden_size": 5000,
+        "simulator.n_personas": 100,
+        "fit.n_train": 1000,
+        "fit.epochs": 5,
+        "fit.top_m": 4,
+        "fit.score_max_tokens": 128,
+        "fit.proj_dim": 128,
+    },
+}
+
+
+def preset(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        from mop_bench.registry import UnknownNameError, suggest
+
+        raise UnknownNameError(
+            f"unknown preset {name!r}{suggest(name, list(PRESETS))}; available: {', '.join(PRESETS)}"
+        )
+    return dict(PRESETS[name])

@@ -1,0 +1,371 @@
+"""The recipe of one run: load -> simulate -> embed -> score -> report.
+
+Each stage reads what the previous one left in the run directory, so any stage can be
+redone alone (`mop-bench score`, `mop-bench report`) and a killed run resumes where it
+stopped. Shared heavy resources (the LM, the encoder, loaded task data) live in a
+`Workspace`, so a comparison of many simulators loads each of them once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mop_bench import store
+from mop_bench.presets import preset as preset_values
+from mop_bench.spec import EncoderSpec, LMSpec, RunSpec, with_overrides
+from mop_bench.types import Context, Generation
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunOptions:
+    """How to run, never what is computed: none of this enters the fingerprint."""
+
+    results_dir: Path = Path("results")
+    progress: bool = True
+    overwrite: bool = False
+    """Recompute everything, discarding the run directory's previous contents."""
+    gates_from: Path | None = None
+    """Reuse personas, gates and temperatures fitted in this earlier run (transfer)."""
+    lm_batch_size: int | None = None
+    """Scoring batch size for the LM backend (generation batches are the budget's chunks)."""
+    report: bool = True
+
+
+def build_spec(
+    task: str,
+    simulator: str,
+    *,
+    preset: str = "default",
+    overrides: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> RunSpec:
+    """Resolve names and a preset into a RunSpec; overrides win over the preset."""
+    from mop_bench.simulators import resolve_simulator
+
+    sim = resolve_simulator(simulator)
+    spec = RunSpec(task=task, simulator=sim, seed=seed, preset=preset)
+    values = preset_values(preset)
+    if sim.kind == "mop" and "simulator.n_personas" in values and sim.personas == "none":
+        values.pop("simulator.n_personas")  # a persona count means nothing without personas
+    spec = with_overrides(spec, values)
+    return with_overrides(spec, overrides or {})
+
+
+@dataclass
+class Workspace:
+    """Loaded resources shared by the runs of one process."""
+
+    progress: bool = True
+    lm_batch_size: int | None = None
+    _lms: dict[LMSpec, Any] = field(default_factory=dict)
+    _encoders: dict[EncoderSpec, Any] = field(default_factory=dict)
+    _tasks: dict[tuple, Any] = field(default_factory=dict)
+    _cards: dict[str, Any] = field(default_factory=dict)
+    user_data: dict[str, str | None] = field(default_factory=dict)
+    """`data_file`, `text_column`, `label_column` for an ad-hoc task from a user file."""
+
+    def card(self, task: str):
+        if task not in self._cards:
+            from mop_bench.data import resolve_task
+
+            self._cards[task] = resolve_task(task, **self.user_data)
+        return self._cards[task]
+
+    def task(self, spec: RunSpec):
+        key = (spec.task, spec.data, spec.seed)
+        if key not in self._tasks:
+            from mop_bench.data import load_task
+
+            self._tasks[key] = load_task(
+                self.card(spec.task), spec.data, spec.seed, progress=self.progress
+            )
+        return self._tasks[key]
+
+    def encoder(self, spec: EncoderSpec):
+        if spec not in self._encoders:
+            from mop_bench.embed import Encoder
+
+            self._encoders[spec] = Encoder(spec, progress=self.progress)
+        return self._encoders[spec]
+
+    def lm(self, spec: LMSpec):
+        if spec not in self._lms:
+            from mop_bench.lm import load_lm
+
+            t0 = time.perf_counter()
+            kwargs = {"progress": self.progress}
+            if self.lm_batch_size:
+                kwargs["batch_size"] = self.lm_batch_size
+            self._lms[spec] = load_lm(spec, **kwargs)
+            log.info("loaded LM %s in %.1fs", spec.model, time.perf_counter() - t0)
+        return self._lms[spec]
+
+
+def run_dir_for(spec: RunSpec, task_data, results_dir: Path) -> Path:
+    fingerprint = spec.fingerprint(extra=_data_identity(task_data))
+    safe_task = Path(spec.task).stem if spec.task.endswith((".yaml", ".yml")) else spec.task
+    return results_dir / safe_task / f"{spec.simulator.name}-{fingerprint}"
+
+
+def _data_identity(task_data) -> dict[str, Any]:
+    return {"data_hash": task_data.data_hash, "task_version": task_data.card.version}
+
+
+def chunk_indices(n: int, size: int) -> list[list[int]]:
+    return [list(range(s, min(s + size, n))) for s in range(0, n, size)]
+
+
+def run(spec: RunSpec, options: RunOptions | None = None, workspace: Workspace | None = None) -> Path:
+    """Run (or resume, or reuse) one run; returns its directory."""
+    options = options or RunOptions()
+    workspace = workspace or Workspace(progress=options.progress, lm_batch_size=options.lm_batch_size)
+    timing: dict[str, float] = {}
+
+    t0 = time.perf_counter()
+    task_data = workspace.task(spec)  # stage 1: load
+    timing["load"] = time.perf_counter() - t0
+    run_dir = run_dir_for(spec, task_data, options.results_dir)
+    with store.run_lock(run_dir):
+        if options.overwrite:
+            _clear(run_dir)
+        _write_config(run_dir, spec, task_data)
+        t0 = time.perf_counter()
+        generations, gen_record = simulate_stage(spec, task_data, run_dir, workspace, options)
+        timing["simulate"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        score_stage(run_dir, spec, task_data, generations, workspace)
+        timing["embed_and_score"] = time.perf_counter() - t0
+        if options.report:
+            t0 = time.perf_counter()
+            report_stage(run_dir)
+            timing["report"] = time.perf_counter() - t0
+        _record_timing(run_dir, timing, gen_record)
+    return run_dir
+
+
+def _clear(run_dir: Path) -> None:
+    for child in run_dir.iterdir():
+        if child.name == ".lock":
+            continue
+        if child.is_dir():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
+def _write_config(run_dir: Path, spec: RunSpec, task_data) -> None:
+    from mop_bench.environment import capture, code_version
+
+    card = task_data.card
+    config = {
+        "spec": spec.to_json(),
+        "fingerprint": run_dir.name.rsplit("-", 1)[-1],
+        "task": dataclasses.asdict(card),
+        "data": {
+            "hash": task_data.data_hash,
+            "pool_size": len(task_data.pool),
+            "golden_size": len(task_data.golden),
+            "heldout_size": len(task_data.heldout),
+            "sources": task_data.sources,
+        },
+        "comparable_key": spec.comparable_key() | {"data_hash": task_data.data_hash, "task_version": card.version},
+        "code": code_version(),
+    }
+    path = run_dir / "config.json"
+    if path.exists():
+        old = store.read_json(path)
+        stable = {"created", "code"}
+        if {k: v for k, v in old.items() if k not in stable} == {
+            k: v for k, v in store.jsonable(config).items() if k not in stable
+        }:
+            return  # unchanged: keep the original creation time and code version
+    config["created"] = datetime.now(UTC).isoformat(timespec="seconds")
+    store.write_json(path, config)
+    store.write_json(run_dir / "environment.json", capture())
+
+
+def simulate_stage(
+    spec: RunSpec, task_data, run_dir: Path, workspace: Workspace, options: RunOptions
+) -> tuple[list[Generation], dict[str, Any]]:
+    """Generate whatever chunks are missing; a finished run builds no simulator at all."""
+    from mop_bench.data import draw_contexts
+
+    contexts = draw_contexts(task_data, spec.budget.n_samples, spec.seed)
+    chunks = chunk_indices(len(contexts), spec.budget.chunk_size)
+    gen_log = store.GenerationLog(run_dir, chunks)
+    missing = gen_log.missing_chunks()
+    record: dict[str, Any] = {"chunks": len(chunks), "chunks_generated": len(missing)}
+    if missing:
+        log.info("%s: %d of %d chunks to generate", run_dir.name, len(missing), len(chunks))
+        sim = _build(spec, task_data, run_dir, workspace, options)
+        fit_record = sim.prepare()
+        store.write_json(run_dir / "fit_record.json", fit_record)
+        todo: list[list[Context]] = [[contexts[i] for i in chunks[n]] for n in missing]
+        bar = _progress(total=len(contexts) - len(gen_log.rows), desc="generating", enabled=options.progress)
+        lm_before = _lm_counters(workspace, spec)
+        for gens in sim.simulate(todo):
+            gen_log.append_chunk(gens)
+            bar.update(len(gens))
+        bar.close()
+        record["lm"] = _lm_delta(lm_before, _lm_counters(workspace, spec))
+    else:
+        log.info("%s: all %d generations already present; no LM needed", run_dir.name, len(contexts))
+    gen_log.finalize()
+    return gen_log.ordered(), record
+
+
+def _build(spec, task_data, run_dir, workspace: Workspace, options: RunOptions):
+    from mop_bench.simulators import SimulationInputs, build_simulator
+
+    inputs = SimulationInputs(
+        spec=spec,
+        task=task_data,
+        encoder=workspace.encoder(spec.encoder),
+        lm_factory=lambda: workspace.lm(spec.lm),
+        artifacts_dir=run_dir / "fit",
+        gates_from=options.gates_from,
+    )
+    return build_simulator(inputs)
+
+
+def _lm_counters(workspace: Workspace, spec: RunSpec) -> dict[str, float]:
+    lm = workspace._lms.get(spec.lm)
+    if lm is None:
+        return {}
+    return {k: v for k, v in vars(lm.stats).items() if isinstance(v, int | float)}
+
+
+def _lm_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    return {k: after[k] - before.get(k, 0) for k in after}
+
+
+def _progress(*, total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, disable=not enabled, unit="sample")
+
+
+def generations_hash(generations: list[Generation]) -> str:
+    h = hashlib.sha256()
+    for g in generations:
+        h.update(f"{g.index}\x00{g.label}\x00{g.text}\x01".encode())
+    return h.hexdigest()[:16]
+
+
+def score_stage(
+    run_dir: Path, spec: RunSpec, task_data, generations: list[Generation], workspace: Workspace,
+    *, force: bool = False,
+) -> dict[str, Any]:
+    """Embed real and synthetic texts (cached) and compute every metric."""
+    from mop_bench.metrics import score_all
+
+    path = run_dir / "metrics.json"
+    gen_hash = generations_hash(generations)
+    if path.exists() and not force:
+        old = store.read_json(path)
+        if old.get("_inputs", {}).get("generations") == gen_hash:
+            log.info("%s: metrics up to date", run_dir.name)
+            return old
+    encoder = workspace.encoder(spec.encoder)
+    golden = task_data.golden
+    real = encoder.encode([e.text for e in golden], desc="golden set")
+    synth = encoder.encode([g.text for g in generations], desc="synthetic set")
+    pool = encoder.encode([e.text for e in task_data.pool], desc="pool")
+    labels = _labels_array
+    results, errors = score_all(
+        real=real,
+        synth=synth,
+        real_labels=labels([e.label for e in golden]),
+        synth_labels=labels([g.label for g in generations]),
+        pool=pool,
+        pool_labels=labels([e.label for e in task_data.pool]),
+        pool_texts=[e.text for e in task_data.pool],
+        synth_texts=[g.text for g in generations],
+        label_names=tuple(task_data.card.label_names),
+        spec=spec.metrics,
+        seed=spec.seed,
+    )
+    out: dict[str, Any] = {name: r.to_json() for name, r in results.items()}
+    out["_errors"] = errors
+    out["_inputs"] = {"generations": gen_hash, "n_real": len(golden), "n_synth": len(generations),
+                      "encoder": encoder.identity}
+    for name, message in errors.items():
+        log.warning("metric %s failed: %s", name, message)
+    store.write_json(path, out)
+    _write_report_inputs(run_dir, real, synth, golden, generations)
+    return out
+
+
+def _labels_array(labels: list[int | None]) -> np.ndarray | None:
+    if all(v is None for v in labels):
+        return None
+    return np.array([-1 if v is None else int(v) for v in labels], dtype=np.int64)
+
+
+def _write_report_inputs(run_dir: Path, real, synth, golden, generations) -> None:
+    """Embeddings and a golden sample for the report's plots and side-by-side texts."""
+    import io
+    import os
+
+    buf = io.BytesIO()
+    np.savez_compressed(
+        buf,
+        real=real.astype(np.float32),
+        synth=synth.astype(np.float32),
+        real_labels=np.array([-1 if e.label is None else e.label for e in golden]),
+        synth_labels=np.array([-1 if g.label is None else g.label for g in generations]),
+    )
+    tmp = run_dir / ".embeddings.npz.tmp"
+    tmp.write_bytes(buf.getvalue())
+    os.replace(tmp, run_dir / "embeddings.npz")
+    per_label: dict[Any, int] = {}
+    rows = []
+    for e in golden:
+        if per_label.get(e.label, 0) < 10:
+            per_label[e.label] = per_label.get(e.label, 0) + 1
+            rows.append({"label": e.label, "context": e.context, "text": e.text})
+    tmp = run_dir / ".golden_sample.jsonl.tmp"
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    os.replace(tmp, run_dir / "golden_sample.jsonl")
+
+
+def report_stage(run_dir: Path) -> Path:
+    from mop_bench.report import render_run
+
+    return render_run(run_dir)
+
+
+def _record_timing(run_dir: Path, timing: dict[str, float], gen_record: dict[str, Any]) -> None:
+    """Wall times go in their own file: metrics.json must not change between re-runs."""
+    path = run_dir / "timing.json"
+    history = store.read_json(path).get("history", []) if path.exists() else []
+    entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": timing, "simulate": gen_record}
+    store.write_json(path, {"latest": entry, "history": [*history, entry][-20:]})
+
+
+def rescore(run_dir: Path, workspace: Workspace | None = None) -> dict[str, Any]:
+    """`mop-bench score RUN_DIR`: re-score stored generations without generating."""
+    config = store.read_json(run_dir / "config.json")
+    spec = RunSpec.from_json(config["spec"])
+    workspace = workspace or Workspace()
+    task_data = workspace.task(spec)
+    if task_data.data_hash != config["data"]["hash"]:
+        raise ValueError(
+            f"{run_dir}: the task data changed since this run (hash {config['data']['hash']} "
+            f"then, {task_data.data_hash} now); re-run it instead of re-scoring"
+        )
+    generations = store.read_generations(run_dir)
+    return score_stage(run_dir, spec, task_data, generations, workspace, force=True)

@@ -1,0 +1,156 @@
+"""Simulators: the `real` calibration and every MoP configuration in `baselines/`.
+
+A simulator is built from its declarative spec plus the run's inputs, may fit itself
+once (`prepare`), then turns contexts into generations chunk by chunk. The runner never
+knows which one it holds.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from mop_bench.registry import Registry, cards_dir
+from mop_bench.spec import RunSpec, SimulatorSpec, _from_json
+from mop_bench.types import Context, Generation
+
+SIMULATORS: Registry[SimulatorSpec] = Registry("simulator")
+
+
+def load_simulator_file(path: Path) -> SimulatorSpec:
+    """Read one declarative simulator file (YAML), validating its keys and values."""
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ValueError(f"{path}: cannot read simulator config: {exc}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: a simulator config must be a mapping")
+    raw.setdefault("name", path.stem)
+    known = set(SimulatorSpec.__dataclass_fields__)
+    unknown = set(raw) - known
+    if unknown:
+        from mop_bench.registry import suggest
+
+        bad = sorted(unknown)[0]
+        raise ValueError(
+            f"{path}: unknown key {bad!r}{suggest(bad, sorted(known))}; allowed: {', '.join(sorted(known))}"
+        )
+    from mop_bench.spec import _coerce
+    import typing
+
+    hints = typing.get_type_hints(SimulatorSpec)
+    try:
+        values = {k: _coerce(v, hints[k], f"{path}: {k}") for k, v in raw.items()}
+    except ValueError as exc:
+        raise ValueError(str(exc)) from exc
+    return _from_json(SimulatorSpec, values)
+
+
+def _load_bundled(reg: Registry[SimulatorSpec]) -> None:
+    for path in sorted(cards_dir("baselines").glob("*.yaml")):
+        spec = load_simulator_file(path)
+        reg.register(spec.name, spec, replace=True)
+
+
+SIMULATORS.add_loader(_load_bundled)
+
+
+def resolve_simulator(name_or_path: str) -> SimulatorSpec:
+    """A registered simulator name, or the path of a user's YAML file."""
+    if name_or_path.endswith((".yaml", ".yml")):
+        path = Path(name_or_path)
+        if not path.is_file():
+            raise FileNotFoundError(f"simulator config {path} does not exist")
+        return load_simulator_file(path)
+    return SIMULATORS.get(name_or_path)
+
+
+@dataclass
+class SimulationInputs:
+    """Everything a simulator may use. Heavy pieces are built lazily."""
+
+    spec: RunSpec
+    task: Any
+    """The loaded `mop_bench.data.TaskData` (pool, golden, heldout, card)."""
+    encoder: Any
+    """A `mop_bench.embed.Encoder`."""
+    lm_factory: Callable[[], Any]
+    """Returns the run's `LanguageModel`; only called by simulators that need one."""
+    artifacts_dir: Path
+    """Where fit artifacts are written (personas, gates, fit record)."""
+    gates_from: Path | None = None
+    """A previous run directory whose fitted personas/gates/temperatures to reuse."""
+
+
+class Simulator(Protocol):
+    spec: SimulatorSpec
+
+    def prepare(self) -> dict[str, Any]:
+        """Fit whatever needs fitting (idempotent: reuses saved artifacts); returns the
+        fit record (cost, curve, ...) for the run directory."""
+        ...
+
+    def simulate(self, chunks: Sequence[Sequence[Context]]) -> Iterator[list[Generation]]:
+        """Yield one list of generations per chunk, in order. The output for a chunk
+        depends only on the chunk's contexts, the run spec and the sample indices."""
+        ...
+
+
+def sample_seed(run_seed: int, index: int) -> int:
+    """The per-sample seed: a function of the run seed and the sample index only."""
+    return (run_seed * 1_000_003 + index * 7_919 + 12_345) % (2**31 - 1)
+
+
+class RealSimulator:
+    """Calibration: held-out real texts (never in the golden set) for the contexts.
+
+    For each context it draws, with the sample's own seed, a held-out real example with
+    the same label (any example if the task has no labels). It needs no LM and gives the
+    best score a simulator could reach at this sample size.
+    """
+
+    def __init__(self, inputs: SimulationInputs) -> None:
+        self.spec = inputs.spec.simulator
+        self.inputs = inputs
+        heldout = inputs.task.heldout
+        if not heldout:
+            raise ValueError("the real simulator needs held-out real examples, and none remain")
+        self._by_label: dict[Any, list[int]] = {}
+        for i, ex in enumerate(heldout):
+            self._by_label.setdefault(ex.label, []).append(i)
+
+    def prepare(self) -> dict[str, Any]:
+        return {"kind": "real", "heldout_size": len(self.inputs.task.heldout)}
+
+    def simulate(self, chunks: Sequence[Sequence[Context]]) -> Iterator[list[Generation]]:
+        heldout = self.inputs.task.heldout
+        for chunk in chunks:
+            out = []
+            for ctx in chunk:
+                rng = random.Random(sample_seed(self.inputs.spec.seed, ctx.index))
+                candidates = self._by_label.get(ctx.label) or list(range(len(heldout)))
+                ex = heldout[rng.choice(candidates)]
+                out.append(
+                    Generation(
+                        index=ctx.index,
+                        context=ctx.text,
+                        label=ctx.label,
+                        text=ex.text,
+                        details={"source": ex.uid},
+                    )
+                )
+            yield out
+
+
+def build_simulator(inputs: SimulationInputs) -> Simulator:
+    spec = inputs.spec.simulator
+    if spec.kind == "real":
+        return RealSimulator(inputs)
+    from mop_bench.mop import MoPSimulator
+
+    return MoPSimulator(inputs)

