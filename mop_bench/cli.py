@@ -106,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every fallback
     from mop_bench import commands
 
     try:
@@ -131,7 +132,9 @@ def spec_overrides(args: Any) -> dict[str, Any]:
         overrides.update(_flatten(loaded))
     overrides.update(dict(args.overrides))
     shortcuts = {"n": "budget.n_samples", "model": "lm.model", "backend": "lm.backend",
-                 "base_url": "lm.base_url", "encoder": "encoder.model", "data_dir": "data.data_dir"}
+                 "base_url": "lm.base_url", "encoder": "encoder.model", "data_dir": "data.data_dir",
+                 "data": "data.data_file", "text_column": "data.text_column",
+                 "label_column": "data.label_column"}
     for attr, path in shortcuts.items():
         value = getattr(args, attr, None)
         if value is not None:

@@ -24,13 +24,9 @@ def _seeds(args: Any) -> list[int]:
 def _workspace(args: Any):
     from mop_bench.runner import Workspace
 
-    ws = Workspace(progress=not args.no_progress, lm_batch_size=args.batch_size)
-    if getattr(args, "data", None):
-        if not args.text_column:
-            raise ValueError("--data needs --text-column (the column holding the texts)")
-        ws.user_data = {"data_file": args.data, "text_column": args.text_column,
-                        "label_column": args.label_column}
-    return ws
+    if getattr(args, "data", None) and not args.text_column:
+        raise ValueError("--data needs --text-column (the column holding the texts)")
+    return Workspace(progress=not args.no_progress, lm_batch_size=args.batch_size)
 
 
 def _options(args: Any, **extra: Any):
@@ -90,13 +86,10 @@ def cmd_report(args: Any) -> int:
 
 def cmd_ls(args: Any) -> int:
     if args.what == "tasks":
-        from mop_bench.data import TASKS, task_summary
+        from mop_bench.data import TASKS, format_summary, task_summary
 
         for name in TASKS.names():
-            card = TASKS.get(name)
-            info = task_summary(card, args.data_dir)
-            print(f"{name:10s} v{card.version}  {_fmt_summary(info)}")
-            print(f"{'':10s} {card.description}")
+            print(format_summary(task_summary(TASKS.get(name), args.data_dir)))
     elif args.what == "sims":
         from mop_bench.simulators import SIMULATORS
 
@@ -125,18 +118,6 @@ def cmd_ls(args: Any) -> int:
             print(f"  {path}")
         print("aliases: " + ", ".join(f"{k}={v}" for k, v in ALIASES.items()))
     return 0
-
-
-def _fmt_summary(info: dict[str, Any]) -> str:
-    if not info.get("found", True):
-        return f"(data not found: {info.get('reason', 'set MOP_BENCH_DATA_DIR or --data-dir')})"
-    parts = []
-    for split, rows in (info.get("rows") or {}).items():
-        parts.append(f"{split}={rows}")
-    labels = info.get("labels") or info.get("label_names")
-    if labels:
-        parts.append(f"labels: {labels}")
-    return "  ".join(str(p) for p in parts)
 
 
 def cmd_compare(args: Any) -> int:

@@ -12,6 +12,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -73,25 +74,25 @@ class Workspace:
     _lms: dict[LMSpec, Any] = field(default_factory=dict)
     _encoders: dict[EncoderSpec, Any] = field(default_factory=dict)
     _tasks: dict[tuple, Any] = field(default_factory=dict)
-    _cards: dict[str, Any] = field(default_factory=dict)
-    user_data: dict[str, str | None] = field(default_factory=dict)
-    """`data_file`, `text_column`, `label_column` for an ad-hoc task from a user file."""
+    _cards: dict[tuple, Any] = field(default_factory=dict)
 
-    def card(self, task: str):
-        if task not in self._cards:
+    def card(self, spec: RunSpec):
+        d = spec.data
+        key = (spec.task, d.data_file, d.text_column, d.label_column)
+        if key not in self._cards:
             from mop_bench.data import resolve_task
 
-            self._cards[task] = resolve_task(task, **self.user_data)
-        return self._cards[task]
+            self._cards[key] = resolve_task(
+                spec.task, data_file=d.data_file, text_column=d.text_column, label_column=d.label_column
+            )
+        return self._cards[key]
 
     def task(self, spec: RunSpec):
         key = (spec.task, spec.data, spec.seed)
         if key not in self._tasks:
             from mop_bench.data import load_task
 
-            self._tasks[key] = load_task(
-                self.card(spec.task), spec.data, spec.seed, progress=self.progress
-            )
+            self._tasks[key] = load_task(self.card(spec), spec.data, spec.seed, progress=self.progress)
         return self._tasks[key]
 
     def encoder(self, spec: EncoderSpec):
@@ -116,7 +117,8 @@ class Workspace:
 
 def run_dir_for(spec: RunSpec, task_data, results_dir: Path) -> Path:
     fingerprint = spec.fingerprint(extra=_data_identity(task_data))
-    safe_task = Path(spec.task).stem if spec.task.endswith((".yaml", ".yml")) else spec.task
+    # The card's name, not the --task string: that may be a path to a card or data file.
+    safe_task = re.sub(r"[^A-Za-z0-9_.-]+", "_", task_data.card.name).strip("._") or "task"
     return results_dir / safe_task / f"{spec.simulator.name}-{fingerprint}"
 
 

@@ -49,6 +49,12 @@ class DataSpec:
     data_dir: str | None = None
     """Directory of parquet mirrors; None means $MOP_BENCH_DATA_DIR, then the Hub.
     Not part of the fingerprint: the data's content hash is recorded instead."""
+    data_file: str | None = None
+    """A user's own csv/jsonl/parquet file (`--data`), split into pool and golden."""
+    text_column: str | None = None
+    """Text column of `data_file`."""
+    label_column: str | None = None
+    """Label column of `data_file` (None: unlabelled)."""
 
 
 @dataclass(frozen=True)
@@ -183,14 +189,14 @@ class RunSpec:
         return {
             "task": payload["task"],
             "budget": payload["budget"],
-            "data": {k: v for k, v in payload["data"].items() if k != "data_dir"},
+            "data": {k: v for k, v in payload["data"].items() if k not in ("data_dir", "data_file")},
             "lm": payload["lm"] | {"backend": None},
             "encoder": payload["encoder"],
             "metrics": payload["metrics"],
         }
 
 
-_NOT_OUTPUT = [("data", "data_dir")]
+_NOT_OUTPUT = [("data", "data_dir"), ("data", "data_file")]
 
 
 # --------------------------------------------------------------------------- overrides

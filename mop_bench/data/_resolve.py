@@ -1,0 +1,135 @@
+"""Finding a task: a bundled card by name, a user's card file, or a user's data file."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+from mop_bench.data._card import LABEL_NAME, TaskCard, card_from_dict, load_card
+from mop_bench.data._read import FORMATS, DataError, read_columns
+from mop_bench.registry import Registry, cards_dir
+
+TASKS: Registry[TaskCard] = Registry("task")
+
+
+def _load_bundled(reg: Registry[TaskCard]) -> None:
+    for path in sorted(cards_dir("tasks").glob("*.yaml")):
+        card = load_card(path)
+        reg.register(card.name, card, replace=True)
+
+
+TASKS.add_loader(_load_bundled)
+
+#: Context of an unlabelled user file: every synthetic text answers the same request.
+GENERIC_CONTEXT = "a text"
+
+
+def resolve_task(
+    name_or_path: str,
+    *,
+    data_file: str | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> TaskCard:
+    """A registered task name, a card path (.yaml/.yml), or a data file.
+
+    With `data_file` (or when `name_or_path` itself is a .csv/.tsv/.jsonl/.parquet file)
+    an ad-hoc card is built for that file: label names are its sorted distinct label
+    values, the context is the label name (or "a text" when unlabelled), and the single
+    file is split into pool and golden rows by the card's fixed stratified partition.
+    If `name_or_path` names a card as well, that card's templates and labels are kept
+    and only its data is replaced by the file.
+    """
+    if data_file is None and name_or_path.lower().endswith(FORMATS):
+        data_file, name_or_path = name_or_path, ""
+    base = _card_or_none(name_or_path) if name_or_path else None
+    if data_file is None:
+        # An unknown name reaches the registry, whose error suggests close names.
+        return base if base is not None else TASKS.get(name_or_path)
+    return adhoc_card(
+        Path(data_file),
+        text_column=text_column,
+        label_column=label_column,
+        name=name_or_path or None,
+        base=base,
+    )
+
+
+def _card_or_none(name_or_path: str) -> TaskCard | None:
+    if name_or_path.lower().endswith((".yaml", ".yml")):
+        path = Path(name_or_path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"task card {path} does not exist")
+        return load_card(path)
+    if name_or_path in TASKS:
+        return TASKS.get(name_or_path)
+    return None
+
+
+def adhoc_card(
+    path: Path,
+    *,
+    text_column: str | None = None,
+    label_column: str | None = None,
+    name: str | None = None,
+    base: TaskCard | None = None,
+) -> TaskCard:
+    """A card for a user's data file (see `resolve_task`)."""
+    path = path.expanduser().resolve()
+    if not path.is_file():
+        raise FileNotFoundError(f"data file {path} does not exist")
+    text_column = text_column or (base.text_column if base else "text")
+    if base is not None:
+        label_column = label_column or base.label_column
+    raw: dict[str, Any] = {
+        "name": name or path.stem,
+        "version": "user",
+        "description": f"user data from {path}",
+        "splits": {"train": str(path), "test": str(path)},
+        "text_column": text_column,
+    }
+    if base is not None:
+        raw.update(
+            name=base.name if name is None else name,
+            description=f"{base.name} card applied to user data from {path}",
+            citation=base.citation,
+            label_column=label_column,
+            label_names=list(base.label_names),
+            context_fields=list(base.context_fields),
+            context_template=base.context_template,
+            request_template=base.request_template,
+            text_cleanup=list(base.text_cleanup),
+        )
+        return card_from_dict(raw, source=str(path))
+    if label_column is None:
+        # Use a column literally named "label" when present; otherwise unlabelled.
+        _, present = read_columns(path, [text_column])
+        label_column = "label" if "label" in present and text_column != "label" else None
+    if label_column is None:
+        raw.update(context_template=GENERIC_CONTEXT, context_fields=[])
+    else:
+        columns, _ = read_columns(path, [text_column, label_column])
+        raw.update(
+            label_column=label_column,
+            label_names=_sorted_label_names(path, label_column, columns[label_column]),
+            context_template=f'a text labelled "{{{LABEL_NAME}}}"',
+            context_fields=[LABEL_NAME],
+        )
+    return card_from_dict(raw, source=str(path))
+
+
+def _sorted_label_names(path: Path, column: str, values: Any) -> list[str]:
+    values = values if isinstance(values, list) else values.to_pylist()
+    distinct: set[Any] = set()
+    for row, value in enumerate(values):
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            raise DataError(f"{path}: row {row}: field {column!r} (label) is missing")
+        if hasattr(value, "item") and not isinstance(value, str):
+            value = value.item()
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        distinct.add(value)
+    if all(isinstance(v, int | float) and not isinstance(v, bool) for v in distinct):
+        return [str(v) for v in sorted(distinct)]
+    return sorted(str(v) for v in distinct)

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# The README's test command: install (idempotent), then run the whole test suite:
+# unit tests (tiny in-code models), the slow tests with the real default models, and the
+# browser tests in headless Chromium (installed here from Debian's packages when missing).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install.sh
+. .venv/bin/activate
+export MOP_BENCH_DATA_DIR=${MOP_BENCH_DATA_DIR:-$(cd .. && pwd)/shared/data}
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; browser tests will skip"
+fi
+ruff check mop_bench tests benchmarks
+python -m pytest "$@"
