@@ -92,6 +92,8 @@ class MetricSpec:
     """Pairwise cosines subsampled (seeded) above this many pairs."""
     kl_epsilon: float = 1e-6
     """Added to every histogram bin before renormalising."""
+    kl_within_label: bool = False
+    """KL-cosine over pairs inside one label only (else all pairs)."""
     mauve_seeds: tuple[int, ...] = (25, 26, 27)
     """k-means seeds MAUVE is computed with; the first is the reported value, all give
     the spread."""
