@@ -1,0 +1,156 @@
+"""Comparison and ablation pages: simulators side by side over seeds, ties honest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mop_bench import reference
+from mop_bench.report.aggregate import Group, dedupe, metric_label, split_majority, summarise
+from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, resolve_run_paths
+from mop_bench.report.render import fmt_interval, relative_link, render_page
+from mop_bench.report.stats import TIE_RULE
+from mop_bench.report.views import group_view, key_rows, mop_gaps, reference_view
+
+
+def load_comparable(
+    runs: list[RunData],
+) -> tuple[list[RunData], list[tuple[RunData, str]]]:
+    """Scored, de-duplicated runs sharing the majority comparable key; the rest with reasons."""
+    excluded = [(r, "no metrics.json (run not scored)") for r in runs if not r.has_metrics]
+    scored, dups = dedupe([r for r in runs if r.has_metrics])
+    kept, odd = split_majority(scored)
+    return kept, excluded + dups + odd
+
+
+def render_comparison(
+    comp_dir: Path, *, ablation: bool | None = None, render_runs: bool = True
+) -> Path:
+    """Write comparison.html (ablation.html for an ablation) into `comp_dir`.
+
+    `ablation=None` follows comparison.json's "ablation" flag. Each listed run's own
+    report is rendered too (unless `render_runs` is False), so the page's links work.
+    """
+    comp_dir = Path(comp_dir)
+    meta_path = comp_dir / "comparison.json"
+    meta = read_json_file(meta_path)
+    if not isinstance(meta, dict):
+        raise ValueError(f"{meta_path}: expected a JSON object")
+    if ablation is None:
+        ablation = bool(meta.get("ablation", False))
+    paths = resolve_run_paths(comp_dir, list(meta.get("runs") or []), meta_path)
+    if not paths:
+        raise ValueError(f"{meta_path}: field 'runs' lists no run directories")
+    runs = [load_run(p) for p in paths]
+    if render_runs:
+        from mop_bench.report.run import render_run
+
+        for run in runs:
+            render_run(run.path)
+    kept, excluded = load_comparable(runs)
+    if not kept:
+        raise ValueError(f"{meta_path}: none of the listed runs has metrics.json")
+    group = summarise(kept[0].comparable_key, kept)
+    task = str(meta.get("task") or kept[0].task)
+    page = comp_dir / ("ablation.html" if ablation else "comparison.html")
+    context = {
+        "title": f"{'Ablation' if ablation else 'Comparison'} on {task}",
+        "task": task,
+        "ablation": ablation,
+        "meta": {
+            "sims": ", ".join(map(str, meta.get("sims") or group.sims)),
+            "seeds": ", ".join(map(str, meta.get("seeds") or sorted({r.seed for r in kept}))),
+        },
+        "budget": key_rows(meta.get("budget") or {}),
+        "key": key_rows(group.key),
+        "group": group_view(group, comp_dir),
+        "excluded": [
+            {
+                "sim": r.sim,
+                "seed": r.seed,
+                "href": relative_link(r.path / REPORT, comp_dir),
+                "reason": why,
+            }
+            for r, why in excluded
+        ],
+        "ours": ours_vs_paper(group, task),
+        "ablation_rows": ablation_table(group) if ablation else [],
+        "reference": reference_view(task, highlight="MoP", ablation=ablation),
+        "tie_rule": TIE_RULE,
+    }
+    return render_page(page, "comparison.html.j2", **context)
+
+
+def render_ablation(comp_dir: Path, *, render_runs: bool = True) -> Path:
+    """MoP and its ablations as one table beside the paper's Table 4 (writes ablation.html)."""
+    return render_comparison(comp_dir, ablation=True, render_runs=render_runs)
+
+
+def ours_vs_paper(group: Group, task: str) -> dict[str, Any]:
+    """Ordering of our simulators per paper metric, and MoP's relative gap, beside the paper's."""
+    order: dict[str, list[str]] = {}
+    for m, hib in reference.PAPER_METRICS.items():
+        if m not in group.metrics:
+            continue
+        cells = [
+            (s, group.cells[(s, m)])
+            for s in group.sims
+            if s not in group.calibration and group.cells[(s, m)].interval is not None
+        ]
+        cells.sort(key=lambda sc: sc[1].interval.mean if sc[1].interval else 0.0, reverse=hib)
+        order[m] = [f"{s} (rank {c.rank})" for s, c in cells]
+    ours = mop_gaps(group)
+    return {
+        "rows": [
+            {
+                "metric": metric_label(m),
+                "ours": ours.get(m),
+                "paper": reference.paper_gap(task, m),
+                "order": order.get(m, []),
+            }
+            for m in reference.PAPER_METRICS
+        ]
+    }
+
+
+def ablation_table(group: Group) -> list[dict[str, Any]]:
+    """Our MoP variants beside Table 4, with each variant's gap to MoP in both."""
+    paper = {r.method: r for r in reference.ablation_rows()}
+    by_method = {
+        reference.paper_method_for(group.sim_spec(s)): s
+        for s in group.sims
+        if reference.paper_method_for(group.sim_spec(s))
+    }
+    mop_sim = by_method.get("MoP")
+    rows = []
+    for sim in group.sims:
+        method = reference.paper_method_for(group.sim_spec(sim))
+        cells = []
+        for m in reference.PAPER_METRICS:
+            c = group.cells.get((sim, m))
+            iv = c.interval if c else None
+            base = group.cells.get((mop_sim, m)) if mop_sim else None
+            gap = None
+            if iv and base and base.interval and base.interval.mean != 0 and sim != mop_sim:
+                gap = reference.relative_gap(iv.mean, base.interval.mean)
+            p = paper.get(method) if method else None
+            pgap = None
+            if p and method != "MoP":
+                pgap = reference.relative_gap(p.value(m), paper["MoP"].value(m))
+            cells.append(
+                {
+                    "ours": fmt_interval(iv),
+                    "gap": gap,
+                    "paper": p.value(m) if p else None,
+                    "paper_gap": pgap,
+                }
+            )
+        rows.append(
+            {
+                "sim": sim,
+                "method": method or "(not in Table 4)",
+                "cells": cells,
+                "calibration": sim in group.calibration,
+            }
+        )
+    return rows

@@ -1,0 +1,133 @@
+"""The leaderboard: every scored run under a results folder, ranked only among equals.
+
+Runs are grouped by task and then by comparable key (same budget, data sizes, LM,
+encoder and metric settings); a group is never ranked against another, and the page
+says what sets each extra group apart.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from mop_bench.report.aggregate import Group, dedupe, group_by_key, summarise
+from mop_bench.report.load import REPORT, RunData, find_run_dirs, key_diff, key_id, load_run
+from mop_bench.report.render import relative_link, render_page
+from mop_bench.report.stats import TIE_RULE
+from mop_bench.report.views import group_view, key_rows, reference_view
+
+COLUMNS = [
+    "task",
+    "group",
+    "group_key",
+    "simulator",
+    "calibration",
+    "metric",
+    "higher_is_better",
+    "n_seeds",
+    "seeds",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "half_width",
+    "internal_spread",
+    "rank",
+    "missing_runs",
+]
+
+
+def build_leaderboard(
+    results_dir: Path, out: Path | None = None, *, render_runs: bool = True
+) -> Path:
+    """Write leaderboard.html (default: in `results_dir`) plus .csv and .json beside it."""
+    results_dir = Path(results_dir)
+    if not results_dir.is_dir():
+        raise FileNotFoundError(f"{results_dir}: results directory not found")
+    out = Path(out) if out is not None else results_dir / "leaderboard.html"
+    runs = [load_run(p) for p in find_run_dirs(results_dir)]
+    if render_runs:
+        from mop_bench.report.run import render_run
+
+        for run in runs:
+            render_run(run.path)
+    runs, duplicates = dedupe(runs)
+    tasks: dict[str, list[RunData]] = {}
+    for run in runs:
+        tasks.setdefault(run.task, []).append(run)
+    sections, records = [], []
+    for task in sorted(tasks):
+        groups = group_by_key(tasks[task])
+        ref_key = groups[0][0]
+        views = []
+        for n, (key, members) in enumerate(groups, start=1):
+            group = summarise(key, members)
+            records.extend(_records(task, n, group))
+            why = "; ".join(key_diff(key, ref_key)) if n > 1 else ""
+            views.append(
+                {
+                    "n": n,
+                    "why": why or ("" if n == 1 else "comparable key differs"),
+                    "n_runs": len(members),
+                    "key": key_rows(key),
+                    "view": group_view(group, out.parent, plots=False),
+                }
+            )
+        sections.append(
+            {"task": task, "groups": views, "reference": reference_view(task, highlight="MoP")}
+        )
+    _write_tables(records, out)
+    return render_page(
+        out,
+        "leaderboard.html.j2",
+        sections=sections,
+        results_dir=str(results_dir),
+        n_runs=len(runs),
+        duplicates=[
+            {"path": str(r.path), "href": relative_link(r.path / REPORT, out.parent), "reason": why}
+            for r, why in duplicates
+        ],
+        csv_name=out.with_suffix(".csv").name,
+        json_name=out.with_suffix(".json").name,
+        tie_rule=TIE_RULE,
+    )
+
+
+def _records(task: str, n: int, group: Group) -> list[dict[str, Any]]:
+    kid = hashlib.sha256(key_id(group.key).encode()).hexdigest()[:10]
+    out = []
+    for sim in group.sims:
+        for m in group.metrics:
+            c = group.cells[(sim, m)]
+            iv = c.interval
+            out.append(
+                {
+                    "task": task,
+                    "group": n,
+                    "group_key": kid,
+                    "simulator": sim,
+                    "calibration": sim in group.calibration,
+                    "metric": m,
+                    "higher_is_better": c.higher_is_better,
+                    "n_seeds": len(c.values),
+                    "seeds": " ".join(map(str, c.seeds)),
+                    "mean": None if iv is None else iv.mean,
+                    "ci_low": None if iv is None else iv.low,
+                    "ci_high": None if iv is None else iv.high,
+                    "half_width": None if iv is None else iv.half_width,
+                    "internal_spread": c.spread,
+                    "rank": c.rank,
+                    "missing_runs": c.missing,
+                }
+            )
+    return out
+
+
+def _write_tables(records: list[dict[str, Any]], html_path: Path) -> None:
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(records, columns=COLUMNS)
+    df["rank"] = df["rank"].astype("Int64")  # ranks are integers; calibration rows have none
+    html_path.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(html_path.with_suffix(".csv"), index=False)
+    df.to_json(html_path.with_suffix(".json"), orient="records", indent=2)

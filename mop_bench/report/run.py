@@ -1,0 +1,309 @@
+"""The single-run report: configuration, metrics, paper numbers, samples and plots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mop_bench import reference
+from mop_bench.report.aggregate import metric_label, metric_order
+from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, read_jsonl
+from mop_bench.report.render import flatten, render_page, show
+from mop_bench.report.views import reference_view
+
+#: Generation details shown inline next to a synthetic sample (longer ones go in a fold).
+_INLINE_DETAIL_CHARS = 80
+
+
+def render_run(run_dir: Path, *, samples_per_label: int = 5) -> Path:
+    """Write `<run_dir>/report.html` and return its path."""
+    run_dir = Path(run_dir)
+    run = load_run(run_dir)
+    context = run_context(run, samples_per_label=samples_per_label)
+    return render_page(run_dir / REPORT, "run.html.j2", **context)
+
+
+def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
+    spec = run.spec
+    gens = _read_optional_jsonl(run.path / "generations.jsonl")
+    golden = _read_optional_jsonl(run.path / "golden_sample.jsonl")
+    return {
+        "run": {
+            "sim": run.sim,
+            "task": run.task,
+            "seed": run.seed,
+            "fingerprint": run.fingerprint,
+            "created": str(run.config.get("created", "")),
+            "description": str(spec["simulator"].get("description", "")),
+            "n_generations": None if gens is None else len(gens),
+            "path": str(run.path),
+        },
+        "has_metrics": run.has_metrics,
+        "metrics": _metric_rows(run),
+        "errors": sorted(run.errors.items()),
+        "timing": _timing(run),
+        "reference": reference_view(
+            run.task, highlight=reference.paper_method_for(spec["simulator"])
+        ),
+        "samples": _samples(run, gens, golden, samples_per_label),
+        "cosine_plot": _cosine_plot(run),
+        "projection": _projection(run),
+        "per_label": _per_label(run),
+        "mop": _mop_section(run.path),
+        "spec_sections": _spec_sections(spec),
+        "task_card": [(k, show(v)) for k, v in flatten(run.config.get("task") or {})],
+        "data": [(k, show(v)) for k, v in flatten(run.config.get("data") or {})],
+        "environment": _environment(run.path),
+    }
+
+
+def _timing(run: RunData) -> list[tuple[str, float]]:
+    """Seconds per stage: metrics.json's `_timing`, else timing.json's latest entry."""
+    timing = dict(run.timing)
+    path = run.path / "timing.json"
+    if not timing and path.is_file():
+        latest = (read_json_file(path) or {}).get("latest") or {}
+        timing = {
+            k: v for k, v in (latest.get("seconds") or {}).items() if isinstance(v, int | float)
+        }
+    return sorted((k, float(v)) for k, v in timing.items())
+
+
+def _read_optional_jsonl(path: Path) -> list[dict[str, Any]] | None:
+    return read_jsonl(path) if path.is_file() else None
+
+
+def _metric_rows(run: RunData) -> list[dict[str, Any]]:
+    rows = []
+    for name in metric_order([m for m in run.metrics if m != "per_label"]):
+        res = run.metrics[name]
+        settings = res.get("settings") or {}
+        rows.append(
+            {
+                "name": name,
+                "label": metric_label(name),
+                "value": run.value(name),
+                "hib": bool(res.get("higher_is_better", False)),
+                "spread": run.spread(name),
+                "settings": ", ".join(f"{k}={_compact(v)}" for k, v in flatten(settings)),
+                "note": _metric_note(name, res.get("details") or {}),
+            }
+        )
+    return rows
+
+
+_NOTES = {
+    "downstream_f1": ("real_pool_f1", "same classifier trained on real pool texts: F1 {}"),
+    "label_fidelity": ("golden_accuracy", "classifier accuracy on real golden texts: {}"),
+    "mauve": ("mean", "mean over k-means seeds: {}"),
+}
+
+
+def _metric_note(name: str, details: dict[str, Any]) -> str:
+    """A calibration number the metric recorded, to read its value against."""
+    key, text = _NOTES.get(name, ("", ""))
+    v = details.get(key) if key else None
+    return text.format(f"{v:.3f}") if isinstance(v, int | float) else ""
+
+
+def _compact(v: Any) -> str:
+    text = v if isinstance(v, str) else json.dumps(v, default=str)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _label_name(label: Any, names: list[str]) -> str:
+    if label is None or label == -1:
+        return "(no label)"
+    if isinstance(label, int) and 0 <= label < len(names):
+        return names[label]
+    return str(label)
+
+
+def _samples(
+    run: RunData,
+    gens: list[dict[str, Any]] | None,
+    golden: list[dict[str, Any]] | None,
+    k: int,
+) -> dict[str, Any]:
+    """Per label: up to k real and k synthetic texts, side by side."""
+    names = run.label_names
+    by_label: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    for row in golden or []:
+        slot = by_label.setdefault(_label_name(row.get("label"), names), {"real": [], "synth": []})
+        if len(slot["real"]) < k:
+            slot["real"].append(
+                {"text": str(row.get("text", "")), "context": str(row.get("context", ""))}
+            )
+    for row in gens or []:
+        slot = by_label.setdefault(_label_name(row.get("label"), names), {"real": [], "synth": []})
+        if len(slot["synth"]) < k:
+            details = row.get("details") or {}
+            short, long = [], []
+            for key, v in details.items():
+                text = v if isinstance(v, str) else json.dumps(v, indent=1, default=str)
+                inline = not isinstance(v, dict | list) and len(text) <= _INLINE_DETAIL_CHARS
+                (short if inline else long).append((key, text))
+            slot["synth"].append(
+                {
+                    "text": str(row.get("text", "")),
+                    "context": str(row.get("context", "")),
+                    "short": short,
+                    "long": long,
+                }
+            )
+    order = {n: i for i, n in enumerate(names)}
+    labels = sorted(by_label, key=lambda n: (order.get(n, len(order)), n))
+    return {
+        "labels": [(n, by_label[n]) for n in labels],
+        "missing": [
+            f
+            for f, rows in (("generations.jsonl", gens), ("golden_sample.jsonl", golden))
+            if rows is None
+        ],
+    }
+
+
+def _cosine_plot(run: RunData) -> dict[str, str]:
+    res = run.metrics.get("kl_cosine")
+    if res is None:
+        failed = run.errors.get("kl_cosine")
+        return {
+            "error": f"kl_cosine failed ({failed})"
+            if failed
+            else "no kl_cosine result in metrics.json"
+        }
+    d = res.get("details") or {}
+    edges = d.get("bin_edges", d.get("bins"))
+    if not isinstance(edges, list) or "real_hist" not in d or "synth_hist" not in d:
+        return {"error": "metrics.json: kl_cosine.details lacks bin_edges / real_hist / synth_hist"}
+    from mop_bench.report import plots
+
+    try:
+        return {"uri": plots.cosine_histogram(edges, d["real_hist"], d["synth_hist"])}
+    except ValueError as exc:
+        return {"error": f"{run.path / 'metrics.json'}: {exc}"}
+
+
+def _projection(run: RunData) -> dict[str, str]:
+    path = run.path / "embeddings.npz"
+    if not path.is_file():
+        return {"error": f"{path.name} not found"}
+    import numpy as np
+
+    from mop_bench.report import plots
+
+    with np.load(path, allow_pickle=False) as npz:
+        missing = [k for k in ("real", "synth") if k not in npz.files]
+        if missing:
+            return {
+                "error": f"{path}: arrays {', '.join(missing)} missing (has {', '.join(npz.files)})"
+            }
+        arrays = {k: npz[k] for k in npz.files}
+    try:
+        uri = plots.projection(
+            arrays["real"],
+            arrays["synth"],
+            arrays.get("real_labels"),
+            arrays.get("synth_labels"),
+            run.label_names,
+        )
+    except ValueError as exc:
+        return {"error": f"{path}: {exc}"}
+    return {"uri": uri, "n_real": str(len(arrays["real"])), "n_synth": str(len(arrays["synth"]))}
+
+
+def _per_label(run: RunData) -> dict[str, Any] | None:
+    """Per-label numbers: per_label's FID/KL-cosine (details.labels, or label-keyed
+    details), label_fidelity's accuracy and downstream_f1's F1 per label."""
+    rows: dict[str, dict[str, Any]] = {}
+    skipped: list[tuple[str, str]] = []
+    res = run.metrics.get("per_label")
+    if res is not None:
+        details = res.get("details") or {}
+        entries = details.get("labels") if isinstance(details.get("labels"), dict) else details
+        for label, entry in entries.items():
+            if isinstance(entry, dict):
+                rows.setdefault(str(label), {}).update(_numbers(entry))
+        skipped = [(str(k), str(v)) for k, v in (details.get("skipped") or {}).items()]
+    fidelity = (run.metrics.get("label_fidelity") or {}).get("details") or {}
+    for label, entry in (fidelity.get("per_label") or {}).items():
+        if isinstance(entry, dict) and "accuracy" in entry:
+            rows.setdefault(str(label), {})["label_accuracy"] = entry["accuracy"]
+    downstream = (run.metrics.get("downstream_f1") or {}).get("details") or {}
+    for label, f1 in (downstream.get("per_label_f1") or {}).items():
+        rows.setdefault(str(label), {})["downstream_f1"] = f1
+    if not rows and not skipped:
+        return None
+    columns: list[str] = []
+    for values in rows.values():
+        columns.extend(c for c in values if c not in columns)
+    order = {n: i for i, n in enumerate(run.label_names)}
+    labels = sorted(rows, key=lambda n: (order.get(n, len(order)), n))
+    return {
+        "columns": [(c, metric_label(c)) for c in metric_order(columns)],
+        "rows": [(n, rows[n]) for n in labels],
+        "skipped": skipped,
+    }
+
+
+def _numbers(entry: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, v in entry.items():
+        if isinstance(v, dict):
+            v = v.get("value")
+        if isinstance(v, int | float) and not isinstance(v, bool):
+            out[key] = v
+    return out
+
+
+def _mop_section(run_dir: Path) -> dict[str, Any] | None:
+    fit_path = run_dir / "fit" / "fit.json"
+    personas_path = run_dir / "fit" / "personas.json"
+    if not fit_path.is_file() and not personas_path.is_file():
+        return None
+    out: dict[str, Any] = {"personas": [], "curve": None, "cost": [], "settings": []}
+    if personas_path.is_file():
+        personas = read_json_file(personas_path)
+        if not isinstance(personas, list):
+            raise ValueError(f"{personas_path}: expected a list of personas")
+        for n, p in enumerate(personas):
+            if not isinstance(p, dict) or "text" not in p:
+                raise ValueError(f"{personas_path}: entry {n}: needs a 'text' field")
+        out["personas"] = sorted(personas, key=lambda p: -int(p.get("cluster_size") or 0))
+    if fit_path.is_file():
+        fit = read_json_file(fit_path)
+        curve = fit.get("curve") or []
+        if curve:
+            from mop_bench.report import plots
+
+            try:
+                out["curve"] = plots.fit_curve(curve)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise ValueError(
+                    f"{fit_path}: field 'curve' needs epoch and loss per point ({exc})"
+                ) from exc
+        scoring = fit.get("scoring") or {}
+        out["cost"] = [(f"scoring.{k}", v) for k, v in scoring.items()]
+        if "wall_seconds" in fit:
+            out["cost"].append(("wall_seconds", fit["wall_seconds"]))
+        out["settings"] = [(k, show(v)) for k, v in flatten(fit.get("settings") or {})]
+    return out
+
+
+def _spec_sections(spec: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:
+    sections = []
+    scalars = [(k, show(v)) for k, v in spec.items() if not isinstance(v, dict)]
+    if scalars:
+        sections.append(("run", scalars))
+    for key, value in spec.items():
+        if isinstance(value, dict):
+            sections.append((key, [(k, show(v)) for k, v in flatten(value)]))
+    return sections
+
+
+def _environment(run_dir: Path) -> list[tuple[str, Any]]:
+    path = run_dir / "environment.json"
+    if not path.is_file():
+        return []
+    return [(k, show(v)) for k, v in flatten(read_json_file(path))]
