@@ -265,6 +265,8 @@ def _mop_section(run_dir: Path) -> dict[str, Any] | None:
     out: dict[str, Any] = {"personas": [], "curve": None, "cost": [], "settings": []}
     if personas_path.is_file():
         personas = read_json_file(personas_path)
+        if isinstance(personas, dict):  # MoP writes {"personas": [...], "settings": {...}}
+            personas = personas.get("personas")
         if not isinstance(personas, list):
             raise ValueError(f"{personas_path}: expected a list of personas")
         for n, p in enumerate(personas):
@@ -273,7 +275,8 @@ def _mop_section(run_dir: Path) -> dict[str, Any] | None:
         out["personas"] = sorted(personas, key=lambda p: -int(p.get("cluster_size") or 0))
     if fit_path.is_file():
         fit = read_json_file(fit_path)
-        curve = fit.get("curve") or []
+        train = fit.get("train") or {}
+        curve = fit.get("curve") or train.get("epochs") or []
         if curve:
             from mop_bench.report import plots
 
@@ -283,8 +286,14 @@ def _mop_section(run_dir: Path) -> dict[str, Any] | None:
                 raise ValueError(
                     f"{fit_path}: field 'curve' needs epoch and loss per point ({exc})"
                 ) from exc
-        scoring = fit.get("scoring") or {}
+        scoring = fit.get("scoring") or {
+            k: train[k] for k in ("lm_scorings", "score_tokens", "score_seconds",
+                                  "max_new_scorings_per_example_epoch", "cache_hits_from_disk")
+            if k in train
+        }
         out["cost"] = [(f"scoring.{k}", v) for k, v in scoring.items()]
+        synthesis = fit.get("persona_synthesis") or {}
+        out["cost"] += [(f"persona_synthesis.{k}", v) for k, v in synthesis.items()]
         if "wall_seconds" in fit:
             out["cost"].append(("wall_seconds", fit["wall_seconds"]))
         out["settings"] = [(k, show(v)) for k, v in flatten(fit.get("settings") or {})]

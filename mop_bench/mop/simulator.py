@@ -1,0 +1,343 @@
+"""`MoPSimulator`: every MoP configuration (and its baselines) behind the Simulator protocol.
+
+prepare(): personas -> mixture slots -> features -> gate/temperature fit -> artifacts,
+reusing saved artifacts whose settings match, or loading another run's fit
+(`gates_from`, the paper's transfer experiment). simulate(): one `lm.generate` per chunk.
+The LM is built only when something needs it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mop_bench.mop import artifacts as art
+from mop_bench.mop.fit import TrainSettings
+from mop_bench.mop.mixture import Mixture, check_uids, make_slots
+from mop_bench.mop.personas import Persona, PersonaSettings, build_personas
+from mop_bench.mop.prompts import PromptSettings
+from mop_bench.simulators import SimulationInputs
+from mop_bench.types import Context, Example, Generation
+
+log = logging.getLogger(__name__)
+
+FIT_VERSION = 1
+#: Switches a reused fit (gates_from) must share with the current simulator.
+STRUCTURAL = ("personas", "n_personas", "exemplars", "n_fixed_exemplars", "gating", "temperature")
+
+
+class MoPSimulator:
+    def __init__(
+        self,
+        inputs: SimulationInputs,
+        *,
+        prompt: PromptSettings | None = None,
+        persona_settings: PersonaSettings | None = None,
+        train_settings: TrainSettings | None = None,
+    ) -> None:
+        self.inputs = inputs
+        self.spec = inputs.spec.simulator
+        self.prompt = prompt or PromptSettings()
+        self.persona_settings = persona_settings or PersonaSettings()
+        self.train_settings = train_settings or TrainSettings()
+        self.artifacts_dir = Path(inputs.artifacts_dir)
+        self._lm: Any = None
+        self._fitted: Any = None
+        self._record: dict[str, Any] | None = None
+
+    @property
+    def lm(self) -> Any:
+        if self._lm is None:
+            self._lm = self.inputs.lm_factory()
+        return self._lm
+
+    # ------------------------------------------------------------------ settings
+    def _pool(self) -> list[Example]:
+        pool = list(self.inputs.task.pool)
+        if not pool:
+            raise ValueError(f"task {self.inputs.task.card.name!r} has an empty training pool")
+        check_uids(pool)
+        return pool
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return np.asarray(self.inputs.encoder.encode(texts), dtype=np.float32)
+
+    def _encoder_identity(self) -> str:
+        enc = self.inputs.encoder
+        return str(getattr(enc, "identity", type(enc).__name__))
+
+    def _learned(self) -> bool:
+        return self.spec.gating == "learned"
+
+    def settings(self, pool: Sequence[Example]) -> dict[str, Any]:
+        """Everything the fit depends on (compared to reuse saved artifacts)."""
+        run = self.inputs.spec
+        sim = dataclasses.asdict(self.spec)
+        for key in ("name", "description"):
+            sim.pop(key)
+        pool_digest = art.digest([[ex.uid, ex.context, ex.text] for ex in pool])
+        return art.normalise(
+            {
+                "version": FIT_VERSION,
+                "task": self.inputs.task.card.name,
+                "request_template": self.inputs.task.card.request_template,
+                "pool": pool_digest,
+                "simulator": sim,
+                "fit": dataclasses.asdict(run.fit),
+                "budget_temperature": run.budget.temperature,
+                "lm": dataclasses.asdict(run.lm),
+                "encoder": self._encoder_identity(),
+                "seed": run.seed,
+                "prompt": self.prompt.to_json(),
+                "persona_settings": self.persona_settings.to_json(),
+                "train": self.train_settings.to_json(),
+            }
+        )
+
+    def _persona_settings_key(self, settings: dict[str, Any]) -> dict[str, Any]:
+        fit = settings["fit"]
+        key = {k: settings[k] for k in ("task", "pool", "encoder", "seed", "persona_settings")}
+        key |= {"source": self.spec.personas, "k": self.spec.n_personas}
+        key["fit"] = {k: v for k, v in fit.items() if k.startswith("persona_")}
+        if self.spec.personas == "synthesized":
+            key["lm"] = settings["lm"]
+        return key
+
+    # ------------------------------------------------------------------ prepare
+    def prepare(self) -> dict[str, Any]:
+        if self._record is not None:
+            return self._record
+        pool = self._pool()
+        settings = self.settings(pool)
+        if self.inputs.gates_from is not None:
+            self._record = self._load_from(Path(self.inputs.gates_from), pool, settings)
+        else:
+            self._record = self._reuse(pool, settings) or self._fit(pool, settings)
+        return self._record
+
+    def _mixture(self, personas: list[Persona], pool: list[Example]) -> Mixture:
+        run = self.inputs.spec
+        return Mixture(
+            personas=[p.text for p in personas],
+            exemplar_slots=make_slots(
+                self.spec.exemplars, pool, self.spec.n_fixed_exemplars, run.seed
+            ),
+            exemplar_mode=self.spec.exemplars,
+            request_template=self.inputs.task.card.request_template,
+            prompt=self.prompt,
+        )
+
+    def _features(self, mixture: Mixture) -> tuple[np.ndarray | None, np.ndarray | None]:
+        return mixture.features(self._encode) if self._learned() else (None, None)
+
+    def _grid(self) -> tuple[float, ...]:
+        run = self.inputs.spec
+        grid = set(run.fit.temperature_grid)
+        if self.spec.temperature == "fixed":
+            grid.add(run.budget.temperature)  # scored exactly, never interpolated
+        if not grid or min(grid) <= 0:
+            raise ValueError(f"fit.temperature_grid must hold positive values, got {sorted(grid)}")
+        return tuple(sorted(grid))
+
+    def _fit(self, pool: list[Example], settings: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        from mop_bench.mop.fit import fit_mixture
+        from mop_bench.mop.gates import MixtureGates
+        from mop_bench.mop.sample import FittedMixture
+        from mop_bench.mop.scoring import ScoreCache
+
+        t0 = time.perf_counter()
+        run = self.inputs.spec
+        out = self.artifacts_dir
+        personas, synth_cost = self._personas(pool, settings)
+        mixture = self._mixture(personas, pool)
+        g_feat, e_feat = self._features(mixture)
+        n_train = min(run.fit.n_train, len(pool))
+        picks = np.random.default_rng([run.seed, 3]).choice(len(pool), size=n_train, replace=False)
+        train = [pool[i] for i in sorted(picks.tolist())]
+        x_feat = self._encode([ex.context for ex in train]) if self._learned() else None
+        enc_dim = next((f.shape[1] for f in (x_feat, g_feat, e_feat) if f is not None), 1)
+        if x_feat is None:
+            x_feat = np.zeros((len(train), enc_dim), dtype=np.float32)
+        k = mixture.n_persona_slots
+        grid = self._grid()
+        gates = MixtureGates(
+            enc_dim,
+            run.fit.proj_dim,
+            k,
+            persona_gate=self._learned() and k > 1,
+            exemplar_gate=self._learned() and self.spec.exemplars == "gated",
+            temperature=self.spec.temperature,
+            tau_range=(min(run.fit.temperature_grid), max(run.fit.temperature_grid)),
+            fixed_temperature=run.budget.temperature,
+            generator=torch.Generator().manual_seed(run.seed),
+        )
+        cache_key = art.digest(
+            {
+                "lm": settings["lm"],
+                "grid": grid,
+                "max_tokens": run.fit.score_max_tokens,
+                "prompt": settings["prompt"],
+                "template": settings["request_template"],
+                "personas": mixture.personas,
+                "slots": [[ex.uid for ex in slot] for slot in mixture.exemplar_slots],
+            }
+        )
+        cache_path = out / art.SCORE_CACHE_DIR / f"{cache_key}.jsonl"
+        cache = ScoreCache(cache_path, len(grid))
+        lm = self.lm if gates.trainable else None
+        train_record = fit_mixture(
+            mixture, gates, train, x_feat, g_feat, e_feat, lm, cache,
+            fit=run.fit, grid=grid, seed=run.seed, settings=self.train_settings,
+        )  # fmt: skip
+        art.save_gates(out / art.GATES, gates.to_checkpoint())
+        record = self._record_for(personas, mixture, gates, settings)
+        record |= {
+            "reused": False,
+            "train": train_record,
+            "train_uids": [ex.uid for ex in train],
+            "grid": list(grid),
+            "persona_synthesis": synth_cost,
+            "wall_seconds": round(time.perf_counter() - t0, 3),
+        }
+        art.write_json(out / art.FIT, record)
+        self._fitted = FittedMixture.build(mixture, gates, g_feat, e_feat)
+        return record
+
+    def _personas(
+        self, pool: list[Example], settings: dict[str, Any]
+    ) -> tuple[list[Persona], dict[str, Any]]:
+        path = self.artifacts_dir / art.PERSONAS
+        key = self._persona_settings_key(settings)
+        saved = art.load_personas(path, key)
+        if saved is not None:
+            return saved, {"reused": True}
+        t0 = time.perf_counter()
+        personas = build_personas(
+            self.spec.personas,
+            self.spec.n_personas,
+            pool,
+            lambda: self._encode([ex.text for ex in pool]),
+            lambda: self.lm,
+            self.inputs.spec.fit,
+            self.persona_settings,
+            self.inputs.spec.seed,
+        )
+        art.save_personas(path, personas, key)
+        cost = {"reused": False, "seconds": round(time.perf_counter() - t0, 3)}
+        if self.spec.personas == "synthesized":
+            cost["lm_generations"] = len(personas)
+            cost["fallbacks"] = sum(p.source == "keywords_fallback" for p in personas)
+        return personas, cost
+
+    def _record_for(
+        self,
+        personas: list[Persona],
+        mixture: Mixture,
+        gates: Any,
+        settings: dict[str, Any],
+    ) -> dict[str, Any]:
+        taus = [round(float(t), 4) for t in gates.taus().detach()]
+        return {
+            "kind": "mop",
+            "simulator": self.spec.name,
+            "settings": settings,
+            "personas": [
+                {"index": i, "text": p.text, "source": p.source, "cluster_size": p.cluster_size}
+                for i, p in enumerate(personas)
+            ],
+            "taus": taus,
+            "fixed_exemplar_uids": (
+                [ex.uid for ex in mixture.exemplar_slots[0]]
+                if mixture.exemplar_mode == "fixed"
+                else []
+            ),
+        }
+
+    def _reuse(self, pool: list[Example], settings: dict[str, Any]) -> dict[str, Any] | None:
+        fit_path = self.artifacts_dir / art.FIT
+        if not fit_path.exists() or not (self.artifacts_dir / art.GATES).exists():
+            return None
+        record = art.read_json(fit_path)
+        if record.get("settings") != settings or record.get("gates_from"):
+            log.info("%s: settings changed, refitting", fit_path)
+            return None
+        personas = art.load_personas(self.artifacts_dir / art.PERSONAS)
+        if personas is None:
+            return None
+        self._install(personas, pool, art.load_gates(self.artifacts_dir / art.GATES))
+        return record | {"reused": True}
+
+    def _install(self, personas: list[Persona], pool: list[Example], ckpt: dict[str, Any]) -> Any:
+        from mop_bench.mop.gates import MixtureGates
+        from mop_bench.mop.sample import FittedMixture
+
+        gates = MixtureGates.from_checkpoint(ckpt)
+        mixture = self._mixture(personas, pool)
+        if gates.config["n_personas"] != mixture.n_persona_slots:
+            raise ValueError(
+                f"saved gates have {gates.config['n_personas']} persona slots, "
+                f"the personas file has {mixture.n_persona_slots}"
+            )
+        g_feat, e_feat = self._features(mixture)
+        self._fitted = FittedMixture.build(mixture, gates, g_feat, e_feat)
+        return gates
+
+    def _load_from(
+        self, source: Path, pool: list[Example], settings: dict[str, Any]
+    ) -> dict[str, Any]:
+        fit_dir = art.resolve_fit_dir(source)
+        src = art.read_json(fit_dir / art.FIT)
+        src_settings = src.get("settings") or {}
+        src_sim = src_settings.get("simulator", {})
+        cur_sim = settings["simulator"]
+        diff = [k for k in STRUCTURAL if src_sim.get(k) != cur_sim.get(k)]
+        if diff:
+            raise ValueError(
+                f"gates_from {fit_dir}: fitted for simulator {src.get('simulator')!r} with "
+                + ", ".join(f"{k}={src_sim.get(k)!r}" for k in diff)
+                + f", but this run's {self.spec.name!r} has "
+                + ", ".join(f"{k}={cur_sim.get(k)!r}" for k in diff)
+            )
+        if src_settings.get("encoder") != settings["encoder"]:
+            raise ValueError(
+                f"gates_from {fit_dir}: gates were trained on features of encoder "
+                f"{src_settings.get('encoder')!r}, this run uses {settings['encoder']!r}"
+            )
+        personas = art.load_personas(fit_dir / art.PERSONAS)
+        if personas is None:
+            raise FileNotFoundError(f"gates_from {fit_dir}: {art.PERSONAS} is missing")
+        ckpt = art.load_gates(fit_dir / art.GATES)
+        gates = self._install(personas, pool, ckpt)
+        out = self.artifacts_dir
+        if out.resolve() != fit_dir.resolve():
+            art.save_personas(out / art.PERSONAS, personas, {"gates_from": str(fit_dir)})
+            art.save_gates(out / art.GATES, ckpt)
+        record = self._record_for(personas, self._fitted.mixture, gates, settings)
+        record |= {
+            "reused": False,
+            "gates_from": str(fit_dir),
+            "source_simulator": src.get("simulator"),
+            "source_lm": src_settings.get("lm"),
+            "source_settings_digest": art.digest(src_settings),
+            "train": {"trained": False, "lm_scorings": 0, "note": "gates loaded, not fitted"},
+        }
+        if out.resolve() != fit_dir.resolve():
+            art.write_json(out / art.FIT, record)
+        return record
+
+    # ------------------------------------------------------------------ simulate
+    def simulate(self, chunks: Sequence[Sequence[Context]]) -> Iterator[list[Generation]]:
+        from mop_bench.mop.sample import generate_chunk
+
+        self.prepare()
+        run = self.inputs.spec
+        for chunk in chunks:
+            yield generate_chunk(chunk, self._fitted, self.lm, self._encode, run.budget, run.seed)
