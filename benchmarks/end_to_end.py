@@ -51,8 +51,19 @@ def main() -> None:
     if models.exists():
         (private / "models").symlink_to(models.resolve())
     env["MOP_BENCH_CACHE"] = str(private)
-    cmd = [exe, "run", "--task", args.task, "--sim", args.sim, "--preset", args.preset,
-           "--out", str(work / "results"), "--no-progress"]
+    cmd = [
+        exe,
+        "run",
+        "--task",
+        args.task,
+        "--sim",
+        args.sim,
+        "--preset",
+        args.preset,
+        "--out",
+        str(work / "results"),
+        "--no-progress",
+    ]
 
     cold = _timed(cmd, env)
     peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024**2  # KiB -> GiB

@@ -41,7 +41,14 @@ if TYPE_CHECKING:
     from mop_bench.compare import compare, sweep
     from mop_bench.runner import RunOptions, Workspace, build_spec, rescore, run
     from mop_bench.spec import (
-        BudgetSpec, DataSpec, EncoderSpec, FitSpec, LMSpec, MetricSpec, RunSpec, SimulatorSpec,
+        BudgetSpec,
+        DataSpec,
+        EncoderSpec,
+        FitSpec,
+        LMSpec,
+        MetricSpec,
+        RunSpec,
+        SimulatorSpec,
         with_overrides,
     )
     from mop_bench.types import Context, Example, Generation, MetricResult

@@ -24,33 +24,63 @@ def _kv(text: str) -> tuple[str, str]:
 
 
 def _add_spec_args(p: argparse.ArgumentParser, *, sims: str) -> None:
-    p.add_argument("--task", required=True, help="task name (see `mop-bench ls tasks`) or path of a task card YAML")
+    p.add_argument(
+        "--task",
+        required=True,
+        help="task name (see `mop-bench ls tasks`) or path of a task card YAML",
+    )
     if sims == "one":
-        p.add_argument("--sim", required=True, help="simulator name (see `mop-bench ls sims`) or a simulator YAML")
+        p.add_argument(
+            "--sim",
+            required=True,
+            help="simulator name (see `mop-bench ls sims`) or a simulator YAML",
+        )
     elif sims == "many":
         p.add_argument("--sims", required=True, help="comma-separated simulator names")
     p.add_argument("--preset", default="default", help="smoke | default | paper (default: default)")
     p.add_argument("--n", type=int, help="number of synthetic samples (budget.n_samples)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument("--seeds", help="comma-separated replicate seeds, e.g. 0,1,2 (overrides --seed)")
-    p.add_argument("--set", dest="overrides", action="append", type=_kv, default=[], metavar="KEY=VALUE",
-                   help="override any setting (dotted path like fit.epochs or an alias like personas); repeatable")
-    p.add_argument("--config", type=Path, help="YAML file of KEY: VALUE overrides (applied before --set)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_kv,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any setting (dotted path like fit.epochs or an alias like personas); repeatable",
+    )
+    p.add_argument(
+        "--config", type=Path, help="YAML file of KEY: VALUE overrides (applied before --set)"
+    )
     p.add_argument("--model", help="generator LM: alias, Hub id or local path (lm.model)")
     p.add_argument("--backend", help="LM backend: transformers | openai | vllm (lm.backend)")
     p.add_argument("--base-url", help="server URL for the openai backend (lm.base_url)")
     p.add_argument("--encoder", help="sentence-transformers model name or path (encoder.model)")
-    p.add_argument("--data-dir", help="directory of data mirrors (default: $MOP_BENCH_DATA_DIR, then the Hub)")
-    p.add_argument("--data", help="bring your own data: a .csv, .jsonl or .parquet file (with --task NAME as its name)")
+    p.add_argument(
+        "--data-dir", help="directory of data mirrors (default: $MOP_BENCH_DATA_DIR, then the Hub)"
+    )
+    p.add_argument(
+        "--data",
+        help="bring your own data: a .csv, .jsonl or .parquet file (with --task NAME as its name)",
+    )
     p.add_argument("--text-column", help="text column of --data")
     p.add_argument("--label-column", help="label column of --data (optional)")
     _add_runtime_args(p)
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", "--results", dest="results", type=Path, default=DEFAULT_RESULTS,
-                   help=f"results directory (default: {DEFAULT_RESULTS}; env MOP_BENCH_RESULTS)")
-    p.add_argument("--overwrite", action="store_true", help="recompute instead of reusing finished work")
+    p.add_argument(
+        "--out",
+        "--results",
+        dest="results",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help=f"results directory (default: {DEFAULT_RESULTS}; env MOP_BENCH_RESULTS)",
+    )
+    p.add_argument(
+        "--overwrite", action="store_true", help="recompute instead of reusing finished work"
+    )
     p.add_argument("--batch-size", type=int, help="LM scoring batch size (does not change results)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
@@ -64,15 +94,21 @@ def make_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("run", help="run one simulator on one task (resumes and reuses finished work)")
+    p = sub.add_parser(
+        "run", help="run one simulator on one task (resumes and reuses finished work)"
+    )
     _add_spec_args(p, sims="one")
-    p.add_argument("--gates-from", type=Path, help="reuse personas/gates/temperatures fitted in this run dir")
+    p.add_argument(
+        "--gates-from", type=Path, help="reuse personas/gates/temperatures fitted in this run dir"
+    )
 
     p = sub.add_parser("score", help="re-score stored generations (no generation)")
     p.add_argument("run_dirs", nargs="+", type=Path)
     p.add_argument("-q", "--quiet", action="store_true")
 
-    p = sub.add_parser("report", help="rebuild HTML reports of run, comparison or sweep directories")
+    p = sub.add_parser(
+        "report", help="rebuild HTML reports of run, comparison or sweep directories"
+    )
     p.add_argument("dirs", nargs="+", type=Path)
     p.add_argument("-q", "--quiet", action="store_true")
 
@@ -82,9 +118,13 @@ def make_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("compare", help="several simulators under one budget, with replicate seeds")
     _add_spec_args(p, sims="many")
-    p.add_argument("--name", help="comparison directory name (default: derived from task, sims, preset)")
+    p.add_argument(
+        "--name", help="comparison directory name (default: derived from task, sims, preset)"
+    )
 
-    p = sub.add_parser("sweep", help="a grid over settings, e.g. --set personas=4,8,16 --set pool=250,500")
+    p = sub.add_parser(
+        "sweep", help="a grid over settings, e.g. --set personas=4,8,16 --set pool=250,500"
+    )
     _add_spec_args(p, sims="one")
     p.add_argument("--name", help="sweep directory name")
 
@@ -131,10 +171,17 @@ def spec_overrides(args: Any) -> dict[str, Any]:
             raise ValueError(f"{args.config}: expected a mapping of KEY: VALUE overrides")
         overrides.update(_flatten(loaded))
     overrides.update(dict(args.overrides))
-    shortcuts = {"n": "budget.n_samples", "model": "lm.model", "backend": "lm.backend",
-                 "base_url": "lm.base_url", "encoder": "encoder.model", "data_dir": "data.data_dir",
-                 "data": "data.data_file", "text_column": "data.text_column",
-                 "label_column": "data.label_column"}
+    shortcuts = {
+        "n": "budget.n_samples",
+        "model": "lm.model",
+        "backend": "lm.backend",
+        "base_url": "lm.base_url",
+        "encoder": "encoder.model",
+        "data_dir": "data.data_dir",
+        "data": "data.data_file",
+        "text_column": "data.text_column",
+        "label_column": "data.label_column",
+    }
     for attr, path in shortcuts.items():
         value = getattr(args, attr, None)
         if value is not None:

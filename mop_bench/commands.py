@@ -17,7 +17,9 @@ def _seeds(args: Any) -> list[int]:
         try:
             return [int(s) for s in str(args.seeds).split(",") if s.strip()]
         except ValueError as exc:
-            raise ValueError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from exc
+            raise ValueError(
+                f"--seeds must be comma-separated integers, got {args.seeds!r}"
+            ) from exc
     return [args.seed]
 
 
@@ -32,8 +34,13 @@ def _workspace(args: Any):
 def _options(args: Any, **extra: Any):
     from mop_bench.runner import RunOptions
 
-    return RunOptions(results_dir=args.results, progress=not args.no_progress,
-                      overwrite=args.overwrite, lm_batch_size=args.batch_size, **extra)
+    return RunOptions(
+        results_dir=args.results,
+        progress=not args.no_progress,
+        overwrite=args.overwrite,
+        lm_batch_size=args.batch_size,
+        **extra,
+    )
 
 
 def cmd_run(args: Any) -> int:
@@ -43,7 +50,9 @@ def cmd_run(args: Any) -> int:
     ws = _workspace(args)
     options = _options(args, gates_from=args.gates_from)
     for seed in _seeds(args):
-        spec = build_spec(args.task, args.sim, preset=args.preset, overrides=spec_overrides(args), seed=seed)
+        spec = build_spec(
+            args.task, args.sim, preset=args.preset, overrides=spec_overrides(args), seed=seed
+        )
         t0 = time.perf_counter()
         run_dir = run(spec, options, ws)
         metrics = read_json(run_dir / "metrics.json")
@@ -62,8 +71,14 @@ def cmd_score(args: Any) -> int:
     for run_dir in args.run_dirs:
         metrics = rescore(run_dir, ws)
         report_stage(run_dir)
-        print(f"{run_dir}: " + "  ".join(
-            f"{k}={metrics[k]['value']:.4f}" for k in ("fid", "mauve", "kl_cosine") if k in metrics))
+        print(
+            f"{run_dir}: "
+            + "  ".join(
+                f"{k}={metrics[k]['value']:.4f}"
+                for k in ("fid", "mauve", "kl_cosine")
+                if k in metrics
+            )
+        )
     return 0
 
 
@@ -78,8 +93,10 @@ def cmd_report(args: Any) -> int:
         elif (d / "config.json").exists():
             out = report.render_run(d)
         else:
-            raise FileNotFoundError(f"{d}: not a run, comparison or sweep directory "
-                                    "(no config.json, comparison.json or sweep.json)")
+            raise FileNotFoundError(
+                f"{d}: not a run, comparison or sweep directory "
+                "(no config.json, comparison.json or sweep.json)"
+            )
         print(out)
     return 0
 
@@ -124,9 +141,16 @@ def cmd_compare(args: Any) -> int:
     from mop_bench.compare import compare
 
     sims = [s.strip() for s in args.sims.split(",") if s.strip()]
-    out = compare(args.task, sims, preset=args.preset, overrides=spec_overrides(args),
-                  seeds=_seeds(args), options=_options(args), workspace=_workspace(args),
-                  name=args.name)
+    out = compare(
+        args.task,
+        sims,
+        preset=args.preset,
+        overrides=spec_overrides(args),
+        seeds=_seeds(args),
+        options=_options(args),
+        workspace=_workspace(args),
+        name=args.name,
+    )
     print(f"comparison report: {out}")
     return 0
 
@@ -134,9 +158,17 @@ def cmd_compare(args: Any) -> int:
 def cmd_ablate(args: Any) -> int:
     from mop_bench.compare import ABLATION_SIMS, compare
 
-    out = compare(args.task, ABLATION_SIMS, preset=args.preset, overrides=spec_overrides(args),
-                  seeds=_seeds(args), options=_options(args), workspace=_workspace(args),
-                  name=args.name or f"ablate-{Path(args.task).stem}-{args.preset}", ablation=True)
+    out = compare(
+        args.task,
+        ABLATION_SIMS,
+        preset=args.preset,
+        overrides=spec_overrides(args),
+        seeds=_seeds(args),
+        options=_options(args),
+        workspace=_workspace(args),
+        name=args.name or f"ablate-{Path(args.task).stem}-{args.preset}",
+        ablation=True,
+    )
     print(f"ablation report: {out}")
     return 0
 
@@ -153,8 +185,17 @@ def cmd_sweep(args: Any) -> int:
             fixed[key] = value
     if not axes:
         raise ValueError("a sweep needs at least one --set KEY=V1,V2,... axis")
-    out = sweep(args.task, args.sim, axes, preset=args.preset, overrides=fixed, seeds=_seeds(args),
-                options=_options(args), workspace=_workspace(args), name=args.name)
+    out = sweep(
+        args.task,
+        args.sim,
+        axes,
+        preset=args.preset,
+        overrides=fixed,
+        seeds=_seeds(args),
+        options=_options(args),
+        workspace=_workspace(args),
+        name=args.name,
+    )
     print(f"sweep report: {out}")
     return 0
 

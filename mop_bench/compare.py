@@ -59,8 +59,10 @@ def compare(
     ]
     budgets = {store.json.dumps(store.jsonable(s.budget), sort_keys=True) for s in specs}
     assert len(budgets) == 1, "simulators in one comparison must share one budget"
-    comp_dir = options.results_dir / "comparisons" / (
-        name or f"{Path(task).stem}-{preset}-{'_'.join(sims)}-s{'_'.join(map(str, seeds))}"
+    comp_dir = (
+        options.results_dir
+        / "comparisons"
+        / (name or f"{Path(task).stem}-{preset}-{'_'.join(sims)}-s{'_'.join(map(str, seeds))}")
     )
     comp_dir.mkdir(parents=True, exist_ok=True)
     run_dirs = []
@@ -107,12 +109,16 @@ def sweep(
     keys = list(axes)
     grid = [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*axes.values())]
     specs = {
-        (i, seed): build_spec(task, sim, preset=preset, overrides={**(overrides or {}), **point}, seed=seed)
+        (i, seed): build_spec(
+            task, sim, preset=preset, overrides={**(overrides or {}), **point}, seed=seed
+        )
         for i, point in enumerate(grid)
         for seed in seeds
     }
     axis_tag = "_".join(f"{k}{len(v)}" for k, v in axes.items())
-    sweep_dir = options.results_dir / "sweeps" / (name or f"{Path(task).stem}-{sim}-{preset}-{axis_tag}")
+    sweep_dir = (
+        options.results_dir / "sweeps" / (name or f"{Path(task).stem}-{sim}-{preset}-{axis_tag}")
+    )
     sweep_dir.mkdir(parents=True, exist_ok=True)
     points = []
     for i, point in enumerate(grid):
@@ -123,7 +129,13 @@ def sweep(
         points.append({"values": point, "runs": dirs})
     store.write_json(
         sweep_dir / "sweep.json",
-        {"task": task, "sim": sim, "preset": preset, "seeds": seeds,
-         "axes": axes, "points": points},
+        {
+            "task": task,
+            "sim": sim,
+            "preset": preset,
+            "seeds": seeds,
+            "axes": axes,
+            "points": points,
+        },
     )
     return render_sweep(sweep_dir)

@@ -64,7 +64,9 @@ class Encoder:
     @property
     def model(self):  # the sentence-transformers model, loaded on first use
         if self._model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1") if self.spec.model in _PACKAGED_MINILM else None
+            os.environ.setdefault(
+                "HF_HUB_OFFLINE", "1"
+            ) if self.spec.model in _PACKAGED_MINILM else None
             from sentence_transformers import SentenceTransformer
 
             self._model = SentenceTransformer(resolve_encoder_path(self.spec.model), device="cpu")

@@ -9,8 +9,19 @@ from pathlib import Path
 from typing import Any
 
 _PACKAGES = (
-    "mop-bench", "torch", "transformers", "sentence-transformers", "numpy", "scipy",
-    "scikit-learn", "mauve-text", "faiss-cpu", "pandas", "datasets", "gguf", "jinja2",
+    "mop-bench",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "numpy",
+    "scipy",
+    "scikit-learn",
+    "mauve-text",
+    "faiss-cpu",
+    "pandas",
+    "datasets",
+    "gguf",
+    "jinja2",
 )
 
 
@@ -26,7 +37,9 @@ def code_version() -> dict[str, Any]:
             out["git_commit"] = commit.stdout.strip()
             dirty = subprocess.run(
                 ["git", "-C", str(root), "status", "--porcelain", "--", "mop_bench"],
-                capture_output=True, text=True, timeout=5,
+                capture_output=True,
+                text=True,
+                timeout=5,
             )
             out["git_dirty"] = bool(dirty.stdout.strip())
     except (OSError, subprocess.SubprocessError):

@@ -83,7 +83,10 @@ class Workspace:
             from mop_bench.data import resolve_task
 
             self._cards[key] = resolve_task(
-                spec.task, data_file=d.data_file, text_column=d.text_column, label_column=d.label_column
+                spec.task,
+                data_file=d.data_file,
+                text_column=d.text_column,
+                label_column=d.label_column,
             )
         return self._cards[key]
 
@@ -92,7 +95,9 @@ class Workspace:
         if key not in self._tasks:
             from mop_bench.data import load_task
 
-            self._tasks[key] = load_task(self.card(spec), spec.data, spec.seed, progress=self.progress)
+            self._tasks[key] = load_task(
+                self.card(spec), spec.data, spec.seed, progress=self.progress
+            )
         return self._tasks[key]
 
     def encoder(self, spec: EncoderSpec):
@@ -130,10 +135,14 @@ def chunk_indices(n: int, size: int) -> list[list[int]]:
     return [list(range(s, min(s + size, n))) for s in range(0, n, size)]
 
 
-def run(spec: RunSpec, options: RunOptions | None = None, workspace: Workspace | None = None) -> Path:
+def run(
+    spec: RunSpec, options: RunOptions | None = None, workspace: Workspace | None = None
+) -> Path:
     """Run (or resume, or reuse) one run; returns its directory."""
     options = options or RunOptions()
-    workspace = workspace or Workspace(progress=options.progress, lm_batch_size=options.lm_batch_size)
+    workspace = workspace or Workspace(
+        progress=options.progress, lm_batch_size=options.lm_batch_size
+    )
     timing: dict[str, float] = {}
 
     t0 = time.perf_counter()
@@ -183,7 +192,8 @@ def _write_config(run_dir: Path, spec: RunSpec, task_data) -> None:
             "heldout_size": len(task_data.heldout),
             "sources": task_data.sources,
         },
-        "comparable_key": spec.comparable_key() | {"data_hash": task_data.data_hash, "task_version": card.version},
+        "comparable_key": spec.comparable_key()
+        | {"data_hash": task_data.data_hash, "task_version": card.version},
         "code": code_version(),
     }
     path = run_dir / "config.json"
@@ -216,7 +226,9 @@ def simulate_stage(
         fit_record = sim.prepare()
         store.write_json(run_dir / "fit_record.json", fit_record)
         todo: list[list[Context]] = [[contexts[i] for i in chunks[n]] for n in missing]
-        bar = _progress(total=len(contexts) - len(gen_log.rows), desc="generating", enabled=options.progress)
+        bar = _progress(
+            total=len(contexts) - len(gen_log.rows), desc="generating", enabled=options.progress
+        )
         lm_before = _lm_counters(workspace, spec)
         for gens in sim.simulate(todo):
             gen_log.append_chunk(gens)
@@ -224,7 +236,9 @@ def simulate_stage(
         bar.close()
         record["lm"] = _lm_delta(lm_before, _lm_counters(workspace, spec))
     else:
-        log.info("%s: all %d generations already present; no LM needed", run_dir.name, len(contexts))
+        log.info(
+            "%s: all %d generations already present; no LM needed", run_dir.name, len(contexts)
+        )
     gen_log.finalize()
     return gen_log.ordered(), record
 
@@ -268,8 +282,13 @@ def generations_hash(generations: list[Generation]) -> str:
 
 
 def score_stage(
-    run_dir: Path, spec: RunSpec, task_data, generations: list[Generation], workspace: Workspace,
-    *, force: bool = False,
+    run_dir: Path,
+    spec: RunSpec,
+    task_data,
+    generations: list[Generation],
+    workspace: Workspace,
+    *,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Embed real and synthetic texts (cached) and compute every metric."""
     from mop_bench.metrics import score_all
@@ -302,8 +321,12 @@ def score_stage(
     )
     out: dict[str, Any] = {name: r.to_json() for name, r in results.items()}
     out["_errors"] = errors
-    out["_inputs"] = {"generations": gen_hash, "n_real": len(golden), "n_synth": len(generations),
-                      "encoder": encoder.identity}
+    out["_inputs"] = {
+        "generations": gen_hash,
+        "n_real": len(golden),
+        "n_synth": len(generations),
+        "encoder": encoder.identity,
+    }
     for name, message in errors.items():
         log.warning("metric %s failed: %s", name, message)
     store.write_json(path, out)
@@ -340,7 +363,9 @@ def _write_report_inputs(run_dir: Path, real, synth, golden, generations) -> Non
             per_label[e.label] = per_label.get(e.label, 0) + 1
             rows.append({"label": e.label, "context": e.context, "text": e.text})
     tmp = run_dir / ".golden_sample.jsonl.tmp"
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    tmp.write_text(
+        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"
+    )
     os.replace(tmp, run_dir / "golden_sample.jsonl")
 
 
@@ -354,7 +379,11 @@ def _record_timing(run_dir: Path, timing: dict[str, float], gen_record: dict[str
     """Wall times go in their own file: metrics.json must not change between re-runs."""
     path = run_dir / "timing.json"
     history = store.read_json(path).get("history", []) if path.exists() else []
-    entry = {"at": datetime.now(UTC).isoformat(timespec="seconds"), "seconds": timing, "simulate": gen_record}
+    entry = {
+        "at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": timing,
+        "simulate": gen_record,
+    }
     store.write_json(path, {"latest": entry, "history": [*history, entry][-20:]})
 
 

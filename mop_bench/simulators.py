@@ -40,8 +40,9 @@ def load_simulator_file(path: Path) -> SimulatorSpec:
         raise ValueError(
             f"{path}: unknown key {bad!r}{suggest(bad, sorted(known))}; allowed: {', '.join(sorted(known))}"
         )
-    from mop_bench.spec import _coerce
     import typing
+
+    from mop_bench.spec import _coerce
 
     hints = typing.get_type_hints(SimulatorSpec)
     try:

@@ -194,7 +194,9 @@ class RunSpec:
         return {
             "task": payload["task"],
             "budget": payload["budget"],
-            "data": {k: v for k, v in payload["data"].items() if k not in ("data_dir", "data_file")},
+            "data": {
+                k: v for k, v in payload["data"].items() if k not in ("data_dir", "data_file")
+            },
             "lm": payload["lm"] | {"backend": None},
             "encoder": payload["encoder"],
             "metrics": payload["metrics"],

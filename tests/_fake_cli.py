@@ -9,12 +9,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from fake_lm import FakeLM  # noqa: E402
-from test_runner import HashEncoder  # noqa: E402
+from fake_lm import FakeLM
+from test_runner import HashEncoder
 
-from mop_bench import embed  # noqa: E402
-from mop_bench.cli import main  # noqa: E402
-from mop_bench.lm.registry import LM_BACKENDS  # noqa: E402
+from mop_bench import embed
+from mop_bench.cli import main
+from mop_bench.lm.registry import LM_BACKENDS
 
 
 class SlowFakeLM(FakeLM):

@@ -29,8 +29,10 @@ def test_fingerprint_ignores_non_output_fields_and_tracks_output_fields():
 
 
 def test_overrides_coerce_strings_and_reject_unknown_settings():
-    spec = with_overrides(_spec(), {"n": "12", "fit.lr": "0.5", "encoder.normalize": "false",
-                                    "metrics.mauve_seeds": "1,2"})
+    spec = with_overrides(
+        _spec(),
+        {"n": "12", "fit.lr": "0.5", "encoder.normalize": "false", "metrics.mauve_seeds": "1,2"},
+    )
     assert spec.budget.n_samples == 12 and spec.fit.lr == 0.5
     assert spec.encoder.normalize is False and spec.metrics.mauve_seeds == (1, 2)
     with pytest.raises(KeyError, match="did you mean"):
@@ -80,7 +82,9 @@ def test_generation_log_drops_torn_and_partial_chunks(tmp_path):
     for c in chunks:
         log3.append_chunk(_gens(c))
     log3.finalize()
-    assert (tmp_path / "generations.jsonl").read_bytes() == (fresh / "generations.jsonl").read_bytes()
+    assert (tmp_path / "generations.jsonl").read_bytes() == (
+        fresh / "generations.jsonl"
+    ).read_bytes()
 
 
 def test_write_json_is_atomic(tmp_path):

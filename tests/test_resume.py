@@ -27,12 +27,39 @@ def _csv(path: Path) -> Path:
 
 
 def _cmd(data: Path, out: Path) -> list[str]:
-    return [sys.executable, str(HERE / "_fake_cli.py"), "run", "--task", "toy", "--sim", "mop",
-            "--preset", "smoke", "--data", str(data), "--text-column", "text",
-            "--label-column", "label", "--backend", "fake", "--n", "96",
-            "--set", "budget.chunk_size=8", "--set", "pool=120", "--set", "golden=150",
-            "--set", "metrics.mauve_seeds=25",
-            "--out", str(out), "--no-progress", "-q"]
+    return [
+        sys.executable,
+        str(HERE / "_fake_cli.py"),
+        "run",
+        "--task",
+        "toy",
+        "--sim",
+        "mop",
+        "--preset",
+        "smoke",
+        "--data",
+        str(data),
+        "--text-column",
+        "text",
+        "--label-column",
+        "label",
+        "--backend",
+        "fake",
+        "--n",
+        "96",
+        "--set",
+        "budget.chunk_size=8",
+        "--set",
+        "pool=120",
+        "--set",
+        "golden=150",
+        "--set",
+        "metrics.mauve_seeds=25",
+        "--out",
+        str(out),
+        "--no-progress",
+        "-q",
+    ]
 
 
 def _gen_file(out: Path) -> Path:

@@ -41,7 +41,7 @@ def user_csv(tmp_path):
     rows = ["text,label"]
     for i in range(400):
         label = i % 2
-        words = rng.choice(WORDS[label].split(), size=8).tolist() + [f"w{rng.integers(50)}"]
+        words = [*rng.choice(WORDS[label].split(), size=8).tolist(), f"w{rng.integers(50)}"]
         rows.append(f"{' '.join(words)},{'pos' if label else 'neg'}")
     path = tmp_path / "weather.csv"
     path.write_text("\n".join(rows) + "\n")
@@ -58,10 +58,19 @@ def _workspace() -> Workspace:
 
 def _spec(path, **over):
     return build_spec(
-        str(path), "real", preset="smoke",
-        overrides={"data.data_file": str(path), "data.text_column": "text",
-                   "data.label_column": "label", "n": 40, "pool": 60, "golden": 80,
-                   "metrics.mauve_seeds": "25", **over},
+        str(path),
+        "real",
+        preset="smoke",
+        overrides={
+            "data.data_file": str(path),
+            "data.text_column": "text",
+            "data.label_column": "label",
+            "n": 40,
+            "pool": 60,
+            "golden": 80,
+            "metrics.mauve_seeds": "25",
+            **over,
+        },
     )
 
 
@@ -69,8 +78,15 @@ def test_real_run_writes_a_complete_run_directory_and_reuses_it(user_csv, tmp_pa
     ws = _workspace()
     opts = RunOptions(results_dir=tmp_path / "res", progress=False, report=False)
     run_dir = run(_spec(user_csv), opts, ws)
-    for name in ("config.json", "generations.jsonl", "metrics.json", "environment.json",
-                 "embeddings.npz", "golden_sample.jsonl", "timing.json"):
+    for name in (
+        "config.json",
+        "generations.jsonl",
+        "metrics.json",
+        "environment.json",
+        "embeddings.npz",
+        "golden_sample.jsonl",
+        "timing.json",
+    ):
         assert (run_dir / name).is_file(), name
     metrics = store.read_json(run_dir / "metrics.json")
     for key in ("fid", "mauve", "kl_cosine"):
@@ -91,10 +107,15 @@ def test_real_run_writes_a_complete_run_directory_and_reuses_it(user_csv, tmp_pa
     assert (run_dir / "metrics.json").read_bytes() == first
 
     # A fresh process-like workspace reproduces the same scores byte for byte.
-    other = run(_spec(user_csv), RunOptions(results_dir=tmp_path / "res2", progress=False, report=False),
-                _workspace())
+    other = run(
+        _spec(user_csv),
+        RunOptions(results_dir=tmp_path / "res2", progress=False, report=False),
+        _workspace(),
+    )
     assert (other / "metrics.json").read_bytes() == first
-    assert (other / "generations.jsonl").read_bytes() == (run_dir / "generations.jsonl").read_bytes()
+    assert (other / "generations.jsonl").read_bytes() == (
+        run_dir / "generations.jsonl"
+    ).read_bytes()
 
 
 def test_changed_settings_get_their_own_directory_and_overwrite_recomputes(user_csv, tmp_path):
@@ -104,8 +125,11 @@ def test_changed_settings_get_their_own_directory_and_overwrite_recomputes(user_
     b = run(_spec(user_csv, seed=1), opts, ws)
     assert a != b
     (a / "metrics.json").write_text("{}")
-    run(_spec(user_csv), RunOptions(results_dir=tmp_path / "res", progress=False, report=False,
-                                    overwrite=True), ws)
+    run(
+        _spec(user_csv),
+        RunOptions(results_dir=tmp_path / "res", progress=False, report=False, overwrite=True),
+        ws,
+    )
     assert "fid" in store.read_json(a / "metrics.json")
 
 
@@ -139,8 +163,9 @@ def test_rescore_recomputes_from_stored_generations(user_csv, tmp_path):
     from mop_bench.runner import rescore
 
     ws = _workspace()
-    run_dir = run(_spec(user_csv), RunOptions(results_dir=tmp_path / "res", progress=False,
-                                              report=False), ws)
+    run_dir = run(
+        _spec(user_csv), RunOptions(results_dir=tmp_path / "res", progress=False, report=False), ws
+    )
     before = json.loads((run_dir / "metrics.json").read_text())
     after = rescore(run_dir, ws)
     assert after["fid"]["value"] == pytest.approx(before["fid"]["value"])

@@ -287,8 +287,14 @@ def _mop_section(run_dir: Path) -> dict[str, Any] | None:
                     f"{fit_path}: field 'curve' needs epoch and loss per point ({exc})"
                 ) from exc
         scoring = fit.get("scoring") or {
-            k: train[k] for k in ("lm_scorings", "score_tokens", "score_seconds",
-                                  "max_new_scorings_per_example_epoch", "cache_hits_from_disk")
+            k: train[k]
+            for k in (
+                "lm_scorings",
+                "score_tokens",
+                "score_seconds",
+                "max_new_scorings_per_example_epoch",
+                "cache_hits_from_disk",
+            )
             if k in train
         }
         out["cost"] = [(f"scoring.{k}", v) for k, v in scoring.items()]
