@@ -153,5 +153,12 @@ def build_simulator(inputs: SimulationInputs) -> Simulator:
     if spec.kind == "real":
         return RealSimulator(inputs)
     from mop_bench.mop import MoPSimulator
+    from mop_bench.mop.fit import TrainSettings
+    from mop_bench.mop.prompts import PromptSettings
 
-    return MoPSimulator(inputs)
+    fit = inputs.spec.fit
+    return MoPSimulator(
+        inputs,
+        prompt=PromptSettings(exemplar_words=fit.exemplar_words),
+        train_settings=TrainSettings(batch_size=fit.train_batch_size, selection=fit.selection),
+    )

@@ -150,6 +150,16 @@ class FitSpec:
     persona_cluster_samples: int = 6
     """Texts from a cluster shown to the persona synthesizer."""
     persona_max_new_tokens: int = 48
+    """Token cap for each synthesized persona sentence."""
+    train_batch_size: int = 16
+    """Training examples per gradient step (and per LM scoring call)."""
+    selection: Literal["distinct_personas", "pairs", "explore"] = "distinct_personas"
+    """How the top-M pairs are picked: `pairs` = the M largest pi_k * Omega_kj (the paper's
+    wording); `distinct_personas` = the best exemplar of each of the M most likely personas
+    (near-uniform initial gates otherwise pick one persona M times and only reinforce it);
+    `explore` = the top M-1 personas plus one seeded draw from the rest."""
+    exemplar_words: int = 120
+    """Exemplar texts in prompts are cut to this many words."""
 
 
 @dataclass(frozen=True)
