@@ -133,6 +133,9 @@ class FitSpec:
     """Pool examples the gates are trained on (their own exemplar is always excluded)."""
     epochs: int = 4
     lr: float = 0.05
+    """Learning rate of the temperatures (log tau)."""
+    gate_lr: float = 0.02
+    """Learning rate of the gate projections W_x, W_g, W_e."""
     optimizer: str = "adam"
     proj_dim: int = 64
     """Size of the common space W_x, W_g, W_e project into."""
@@ -231,6 +234,7 @@ ALIASES: dict[str, str] = {
     "top_m": "fit.top_m",
     "epochs": "fit.epochs",
     "lr": "fit.lr",
+    "gate_lr": "fit.gate_lr",
     "n_train": "fit.n_train",
     "proj_dim": "fit.proj_dim",
     "model": "lm.model",

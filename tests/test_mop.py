@@ -136,6 +136,9 @@ def planted(prompt: str, cont: str) -> float:
     return -10.0 if (k == 2 and positive) or (k == 5 and not positive) else -30.0
 
 
+GATE_LR = 0.1
+
+
 def planted_problem(tmp: Path | None, epochs: int = 6):
     pool = make_pool(24)
     enc = HashEncoder()
@@ -155,7 +158,10 @@ def planted_problem(tmp: Path | None, epochs: int = 6):
     # Renormalised top-M: without it the truncated loss rewards whatever pairs are
     # selected, and the gates lock onto the first personas they happen to rank high
     # (measured: 0-1 of 6 init seeds recover the planted gate, against 6 of 6 here).
-    fit = FitSpec(top_m=3, n_train=24, epochs=epochs, lr=0.1, proj_dim=16, renormalize_top_m=True)
+    fit = FitSpec(
+        top_m=3, n_train=24, epochs=epochs, lr=0.1, gate_lr=GATE_LR, proj_dim=16,
+        renormalize_top_m=True,
+    )
     grid = fit.temperature_grid
     lm = FakeLM(planted)
     cache = ScoreCache(tmp / "scores.jsonl" if tmp else None, len(grid))

@@ -94,9 +94,8 @@ def select_pairs(
     return chosen
 
 
-def make_optimizer(
-    name: str, params: Sequence[torch.nn.Parameter], lr: float
-) -> torch.optim.Optimizer:
+def make_optimizer(name: str, params: Sequence[Any], lr: float) -> torch.optim.Optimizer:
+    """`params` may be parameters or param groups (each with its own "lr")."""
     name = name.lower()
     if name == "adam":
         return torch.optim.Adam(params, lr=lr)
@@ -128,7 +127,26 @@ def fit_mixture(
     record: dict[str, Any] = {"trained": bool(params), "n_train": len(train)}
     if not params or not train:
         return record | {"epochs": [], "steps": [], "lm_scorings": 0, "wall_seconds": 0.0}
-    opt = make_optimizer(fit.optimizer, params, fit.lr)
+    # Two learning rates: the projections start tiny (logits near 0, gates near uniform)
+    # and Adam moves every weight by about lr per step, so the temperature's rate would
+    # turn the gates one-hot within a few steps (seen on Yelp: one exemplar took 0.999).
+    groups = [
+        {
+            "params": [
+                p for n, p in gates.named_parameters() if p.requires_grad and n != "log_tau"
+            ],
+            "lr": fit.gate_lr,
+            "base_lr": fit.gate_lr,
+        },
+        {
+            "params": [
+                p for n, p in gates.named_parameters() if p.requires_grad and n == "log_tau"
+            ],
+            "lr": fit.lr,
+            "base_lr": fit.lr,
+        },
+    ]
+    opt = make_optimizer(fit.optimizer, [g for g in groups if g["params"]], fit.lr)
     if settings.lr_schedule not in ("cosine", "constant"):
         raise ValueError(f"unknown lr_schedule {settings.lr_schedule!r} (cosine or constant)")
     total_steps = fit.epochs * -(-len(train) // settings.batch_size)
@@ -166,9 +184,9 @@ def fit_mixture(
             max_per_row = max(max_per_row, *n_new)
             loss = _loss(gates, x_t, g_t, e_t, b_excl, batch, pairs, keys, cache, grid_t, fit)
             if settings.lr_schedule == "cosine":
-                lr = 0.5 * fit.lr * (1 + math.cos(math.pi * len(steps) / total_steps))
+                scale = 0.5 * (1 + math.cos(math.pi * len(steps) / total_steps))
                 for group in opt.param_groups:
-                    group["lr"] = lr
+                    group["lr"] = group["base_lr"] * scale
             opt.zero_grad()
             loss.backward()
             opt.step()
