@@ -30,8 +30,10 @@ class BudgetSpec:
     """Cap on generated tokens per response."""
     temperature: float = 1.0
     """Sampling temperature for simulators whose temperature is fixed."""
-    top_p: float = 1.0
-    """Nucleus sampling mass (1.0 disables it)."""
+    top_p: float = 0.95
+    """Nucleus sampling mass (1.0 disables it). The same for every simulator; below 1 it
+    keeps a small LM's long tail (word salad at temperatures above 1) out of the samples,
+    while temperatures are still fitted against the full distribution."""
     chunk_size: int = 32
     """Samples generated together as one batch. Padded batched float math is not exactly
     batch-invariant, so the chunking is part of the output's identity: a resumed run
