@@ -1,0 +1,325 @@
+"""In-process transformers backend: batched seeded sampling and multi-temperature scoring."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore
+from mop_bench.lm.sampling import DecoderParts, generate_batch
+
+#: Positions projected to the vocabulary at once while scoring: bounds the fp32 logits
+#: buffer (2048 x 49152 x 4 bytes = 400 MB for SmolLM2).
+SCORE_CHUNK = 2048
+#: Scoring batches close early when padding would exceed this fraction of the batch...
+MAX_PADDING = 0.1
+#: ...once they hold this many real tokens (enough rows for efficient matmuls).
+MIN_BATCH_TOKENS = 1024
+
+
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_threads() -> int:
+    """$MOP_BENCH_THREADS, else every core this process may use. On a machine shared
+    with other busy processes fewer threads can be much faster: an OpenMP region waits
+    for its slowest thread, and a descheduled one stalls every op."""
+    env = os.environ.get("MOP_BENCH_THREADS")
+    if env:
+        try:
+            value = int(env)
+        except ValueError:
+            raise ValueError(f"MOP_BENCH_THREADS must be a positive integer, got {env!r}") from None
+        if value >= 1:
+            return value
+        raise ValueError(f"MOP_BENCH_THREADS must be a positive integer, got {env!r}")
+    return available_cores()
+
+
+class TransformersLM:
+    """A frozen causal LM run in this process (implements `LanguageModel`).
+
+    `batch_size` bounds the rows of one forward pass; `max_batch_tokens` bounds rows x
+    padded length while scoring. Results never depend on either beyond float round-off.
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any,
+        *,
+        name: str | None = None,
+        batch_size: int = 32,
+        max_batch_tokens: int = 8192,
+        progress: bool = False,
+        num_threads: int | None = None,
+        fast_decode: bool = True,
+    ) -> None:
+        import torch
+
+        from mop_bench.lm.attention import install
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        torch.set_num_threads(num_threads or default_threads())
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        self.name = (
+            name or f"{getattr(model, 'name_or_path', type(model).__name__)} dtype={self.dtype}"
+        )
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self.progress = progress
+        self.stats = LMStats()
+        # single-token attention by two small matmuls (see attention.py); off = stock sdpa
+        self.fast_decode = install(model) if fast_decode else False
+        decoder = model.get_decoder()
+        params = inspect.signature(decoder.forward).parameters
+        cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._parts = DecoderParts(decoder, model.get_output_embeddings(), cache_kwarg)
+        self.stop_ids = self._stop_ids()
+        pad = tokenizer.pad_token_id
+        self.pad_id = int(pad if pad is not None else min(self.stop_ids))
+        self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        model: str = "smollm2-135m-instruct",
+        *,
+        dtype: str = "auto",
+        batch_size: int = 32,
+        progress: bool = False,
+        num_threads: int | None = None,
+    ) -> TransformersLM:
+        """Load by alias, Hub id or path (see `mop_bench.lm.loading.resolve_model`)."""
+        from mop_bench.lm.loading import load_pretrained
+
+        loaded = load_pretrained(model, dtype=dtype)
+        return cls(
+            loaded.model,
+            loaded.tokenizer,
+            name=loaded.identity,
+            batch_size=batch_size,
+            progress=progress,
+            num_threads=num_threads,
+        )
+
+    def _stop_ids(self) -> set[int]:
+        ids: set[int] = set()
+        for source in (
+            self.tokenizer.eos_token_id,
+            getattr(getattr(self.model, "generation_config", None), "eos_token_id", None),
+        ):
+            if isinstance(source, int):
+                ids.add(source)
+            elif isinstance(source, list | tuple):
+                ids.update(int(s) for s in source)
+        if not ids:
+            raise ValueError(f"{self.name}: the tokenizer has no EOS token to stop generation at")
+        return ids
+
+    # -- tokenisation ----------------------------------------------------------------
+
+    def prompt_ids(self, prompt: Prompt) -> list[int]:
+        """Token ids of a prompt, chat template applied (with the assistant header)
+        where the tokenizer has one."""
+        if self.has_chat_template:
+            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            text = self.tokenizer.apply_chat_template(
+                list(messages), add_generation_prompt=True, tokenize=False
+            )
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        if not isinstance(prompt, str):
+            raise ValueError(
+                f"{self.name}: the tokenizer has no chat template, so prompts must be plain "
+                f"strings, not message lists"
+            )
+        return list(self.tokenizer(prompt)["input_ids"])
+
+    def _batches(self, order: list[int], lengths: Sequence[int]) -> Iterator[list[int]]:
+        """Consecutive slices of `order` (ascending length) within the row and token
+        caps; a batch also closes early once it holds `MIN_BATCH_TOKENS` real tokens if
+        the next sequence would push padding above `MAX_PADDING`."""
+        batch: list[int] = []
+        real = 0
+        for i in order:
+            padded = lengths[i] * (len(batch) + 1)  # i is the longest so far
+            waste = 1 - (real + lengths[i]) / padded
+            if batch and (
+                len(batch) >= self.batch_size
+                or padded > self.max_batch_tokens
+                or (waste > MAX_PADDING and real >= MIN_BATCH_TOKENS)
+            ):
+                yield batch
+                batch, real = [], 0
+            batch.append(i)
+            real += lengths[i]
+        if batch:
+            yield batch
+
+    def _bar(self, total: int, desc: str) -> Any:
+        from tqdm.auto import tqdm
+
+        return tqdm(total=total, desc=desc, unit="seq", disable=not self.progress, leave=False)
+
+    # -- generate --------------------------------------------------------------------
+
+    def generate(
+        self,
+        prompts: Sequence[Prompt],
+        *,
+        temperatures: Sequence[float],
+        seeds: Sequence[int],
+        max_new_tokens: int,
+        top_p: float = 1.0,
+        min_new_tokens: int = 0,
+    ) -> list[Completion]:
+        """Sample one continuation per prompt (temperature 0 = greedy). `min_new_tokens`
+        forbids the stop tokens before that many tokens (used to time fixed lengths)."""
+        import torch
+
+        n = len(prompts)
+        if len(temperatures) != n or len(seeds) != n:
+            raise ValueError(
+                f"generate: {n} prompts but {len(temperatures)} temperatures and {len(seeds)} seeds"
+            )
+        if max_new_tokens < 1:
+            raise ValueError(f"generate: max_new_tokens must be >= 1, got {max_new_tokens}")
+        if not 0.0 < top_p <= 1.0:
+            raise ValueError(f"generate: top_p must be in (0, 1], got {top_p}")
+        for i, t in enumerate(temperatures):
+            if not t >= 0.0:
+                raise ValueError(f"generate: temperature of prompt {i} is {t}; must be >= 0")
+        start = time.perf_counter()
+        ids = [self.prompt_ids(p) for p in prompts]
+        # Sorting on content (not call order) makes the batches a function of the set of
+        # requests, so reordering a call does not change any text.
+        order = sorted(range(n), key=lambda i: (len(ids[i]), ids[i], temperatures[i], seeds[i]))
+        new: list[list[int]] = [[] for _ in range(n)]
+        bar = self._bar(n, "generate")
+        with torch.inference_mode():
+            for start_row in range(0, n, self.batch_size):
+                batch = order[start_row : start_row + self.batch_size]
+                tokens = generate_batch(
+                    self._parts,
+                    [ids[i] for i in batch],
+                    temperatures=[float(temperatures[i]) for i in batch],
+                    seeds=[int(seeds[i]) for i in batch],
+                    max_new_tokens=max_new_tokens,
+                    top_p=top_p,
+                    stop_ids=self.stop_ids,
+                    pad_id=self.pad_id,
+                    min_new_tokens=min_new_tokens,
+                )
+                for i, t in zip(batch, tokens, strict=False):
+                    new[i] = t
+                bar.update(len(batch))
+        bar.close()
+        out = [Completion(self.tokenizer.decode(t, skip_special_tokens=True), len(t)) for t in new]
+        self.stats.generate_sequences += n
+        self.stats.generate_tokens += sum(c.n_tokens for c in out)
+        self.stats.generate_seconds += time.perf_counter() - start
+        return out
+
+    # -- score -----------------------------------------------------------------------
+
+    def score(
+        self,
+        prompts: Sequence[Prompt],
+        continuations: Sequence[str],
+        *,
+        temperatures: Sequence[float] = (1.0,),
+        max_tokens: int | None = None,
+        per_token: bool = False,
+    ) -> list[SequenceScore]:
+        """log p_tau(continuation | prompt) for every tau, from one forward pass per batch:
+        log p_tau(y_t) = z_y / tau - logsumexp(z / tau) over the vocabulary."""
+        import torch
+
+        if len(prompts) != len(continuations):
+            raise ValueError(
+                f"score: {len(prompts)} prompts but {len(continuations)} continuations"
+            )
+        taus = [float(t) for t in temperatures]
+        if not taus or any(not t > 0 for t in taus):
+            raise ValueError(
+                f"score: temperatures must be a non-empty list of values > 0, got {taus}"
+            )
+        if max_tokens is not None and max_tokens < 0:
+            raise ValueError(f"score: max_tokens must be >= 0, got {max_tokens}")
+        start = time.perf_counter()
+        heads, tails = [], []
+        for i, (p, c) in enumerate(zip(prompts, continuations, strict=False)):
+            head = self.prompt_ids(p)
+            if not head:
+                raise ValueError(
+                    f"score: prompt {i} is empty after tokenisation; nothing to condition on"
+                )
+            tail = list(self.tokenizer(c, add_special_tokens=False)["input_ids"])
+            heads.append(head)
+            tails.append(tail[:max_tokens] if max_tokens is not None else tail)
+        lengths = [len(h) + len(t) for h, t in zip(heads, tails, strict=False)]
+        order = sorted(range(len(heads)), key=lambda i: lengths[i])
+        tau = torch.tensor(taus, dtype=torch.float32)
+        results: list[SequenceScore | None] = [None] * len(heads)
+        bar = self._bar(len(heads), "score")
+        with torch.inference_mode():
+            for batch in self._batches(order, lengths):
+                per_row = self._score_batch(
+                    [heads[i] for i in batch], [tails[i] for i in batch], tau
+                )
+                for i, lp in zip(batch, per_row, strict=False):
+                    results[i] = SequenceScore(
+                        logprob=lp.sum(0).astype(np.float64),
+                        n_tokens=len(tails[i]),
+                        token_logprobs=lp if per_token else None,
+                    )
+                bar.update(len(batch))
+        bar.close()
+        self.stats.score_sequences += len(heads)
+        self.stats.score_tokens += sum(len(t) for t in tails)
+        self.stats.score_seconds += time.perf_counter() - start
+        return results  # type: ignore[return-value]
+
+    def _score_batch(
+        self, heads: list[list[int]], tails: list[list[int]], tau: Any
+    ) -> list[np.ndarray]:
+        import torch
+
+        rows = len(heads)
+        width = max(len(h) + len(t) for h, t in zip(heads, tails, strict=False))
+        ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
+        row_idx, col_idx, targets = [], [], []
+        for r, (h, t) in enumerate(zip(heads, tails, strict=False)):
+            seq = h + t
+            ids[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+            # the hidden state at position p predicts the token at p + 1
+            row_idx += [r] * len(t)
+            col_idx += range(len(h) - 1, len(seq) - 1)
+            targets += t
+        # Right padding and no attention mask: with causal attention a pad at the end
+        # cannot influence earlier positions, and sdpa keeps its fast is_causal path.
+        hidden = self._parts.decoder(input_ids=ids, use_cache=False).last_hidden_state
+        picked = hidden[
+            torch.tensor(row_idx, dtype=torch.long), torch.tensor(col_idx, dtype=torch.long)
+        ]
+        target = torch.tensor(targets, dtype=torch.long)
+        out = torch.empty((len(targets), len(tau)), dtype=torch.float32)
+        for lo in range(0, len(targets), SCORE_CHUNK):
+            z = self._parts.lm_head(picked[lo : lo + SCORE_CHUNK]).float()
+            zy = z.gather(-1, target[lo : lo + SCORE_CHUNK, None])
+            for k, t in enumerate(tau.tolist()):
+                out[lo : lo + len(z), k] = (zy[:, 0] / t) - torch.logsumexp(z / t, dim=-1)
+        pieces = torch.split(out, [len(t) for t in tails])
+        return [p.numpy().copy() for p in pieces]

@@ -1,0 +1,230 @@
+"""The batched sampling loop behind `TransformersLM.generate`.
+
+We do not use `model.generate`: its sampling draws from torch's global RNG, so a row's
+text would depend on everything sampled before it. Here every row owns a
+`torch.Generator` seeded with that row's seed, from which all its uniforms are drawn
+up front, and tokens are chosen by inverting the row's CDF. A row's text then depends
+only on its prompt, seed, temperature, top_p and max_new_tokens (and, through float
+round-off, on which prompts share its batch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+#: Drop finished rows once this fraction of the live batch has finished: selecting rows
+#: copies the whole KV cache, so doing it after every single EOS would cost more than
+#: the wasted compute on a few dead rows.
+DROP_FINISHED_FRACTION = 0.25
+
+
+def _growing_layer_class(reserve: int) -> type:
+    """A KV-cache layer that preallocates room for `reserve` tokens past the prompt and
+    writes new keys in place. transformers' DynamicLayer concatenates on every step,
+    which copies the whole cache once per token per layer."""
+    from transformers.cache_utils import DynamicLayer
+
+    class GrowingLayer(DynamicLayer):
+        def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+            self.device = key_states.device
+            self.length = 0
+            self._k: torch.Tensor | None = None
+            self._v: torch.Tensor | None = None
+            self.is_initialized = True
+
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            if not self.is_initialized:
+                self.lazy_initialization(key_states, value_states)
+            new = key_states.shape[-2]
+            end = self.length + new
+            if self._k is None or end > self._k.shape[-2]:
+                capacity = end + reserve if self._k is None else 2 * end
+                k = key_states.new_empty((*key_states.shape[:-2], capacity, key_states.shape[-1]))
+                v = value_states.new_empty(
+                    (*value_states.shape[:-2], capacity, value_states.shape[-1])
+                )
+                if self._k is not None:
+                    k[..., : self.length, :] = self._k[..., : self.length, :]
+                    v[..., : self.length, :] = self._v[..., : self.length, :]
+                self._k, self._v = k, v
+            self._k[..., self.length : end, :] = key_states
+            self._v[..., self.length : end, :] = value_states
+            self.length = end
+            self.keys = self._k[..., :end, :]
+            self.values = self._v[..., :end, :]
+            return self.keys, self.values
+
+        def get_seq_length(self) -> int:
+            return self.length if self.is_initialized else 0
+
+        def batch_repeat_interleave(self, repeats: int) -> None:
+            if self._k is not None:
+                self._k = self._k.repeat_interleave(repeats, dim=0)
+                self._v = self._v.repeat_interleave(repeats, dim=0)
+                self.keys = self._k[..., : self.length, :]
+                self.values = self._v[..., : self.length, :]
+
+        def batch_select_indices(self, indices: torch.Tensor) -> None:
+            if self._k is not None:
+                self._k = self._k[indices]
+                self._v = self._v[indices]
+                self.keys = self._k[..., : self.length, :]
+                self.values = self._v[..., : self.length, :]
+
+    return GrowingLayer
+
+
+#: Shared prompt prefixes shorter than this are not worth a separate forward pass.
+MIN_SHARED_PREFIX = 8
+
+
+def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+    first = seqs[0]
+    n = min(len(s) for s in seqs)
+    for s in seqs[1:]:
+        k = 0
+        while k < n and s[k] == first[k]:
+            k += 1
+        n = k
+    return n
+
+
+def make_cache(reserve: int) -> Any:
+    from transformers.cache_utils import Cache
+
+    return Cache(layer_class_to_replicate=_growing_layer_class(reserve))
+
+
+def row_uniforms(seeds: Sequence[int], steps: int) -> torch.Tensor:
+    """(rows, steps) float64 uniforms in [0, 1); row i from its own generator."""
+    out = torch.empty((len(seeds), steps), dtype=torch.float64)
+    for i, seed in enumerate(seeds):
+        gen = torch.Generator().manual_seed(int(seed) & 0x7FFF_FFFF_FFFF_FFFF)
+        out[i] = torch.rand(steps, generator=gen, dtype=torch.float64)
+    return out
+
+
+def sample_tokens(
+    logits: torch.Tensor, temperatures: torch.Tensor, uniforms: torch.Tensor, top_p: float = 1.0
+) -> torch.Tensor:
+    """One token per row: argmax where temperature is 0, else the inverse CDF of
+    softmax(logits / temperature) (restricted to the top_p nucleus) at the row's
+    uniform. Rows never interact, so the batch a row sits in does not change its draw."""
+    logits = logits.float()
+    greedy_rows = temperatures <= 0
+    any_greedy = bool(greedy_rows.any())
+    greedy = logits.argmax(dim=-1) if any_greedy else None
+    if bool(greedy_rows.all()):
+        return greedy
+    temps = torch.where(greedy_rows, torch.ones_like(temperatures), temperatures).float()
+    if bool((temps == 1.0).all()):
+        probs = torch.softmax(logits, dim=-1)
+    else:
+        probs = torch.softmax(logits / temps[:, None], dim=-1)
+    order = None
+    if top_p < 1.0:
+        probs, order = probs.sort(dim=-1, descending=True, stable=True)
+        before = probs.cumsum(dim=-1) - probs
+        probs = probs * (before < top_p)  # the top token always survives
+    # float32 is exact enough: the target is scaled by this same cdf's total
+    cdf = probs.cumsum(dim=-1)
+    # right=True picks the first index whose cdf exceeds the target, never a zero-mass one
+    total = cdf[:, -1]
+    target = (uniforms * total.double()).float()
+    # a uniform near 1 must not round up to the total (that would land past the mass)
+    target = torch.minimum(target, torch.nextafter(total, torch.zeros_like(total)))[:, None]
+    pick = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)
+    sampled = (order.gather(-1, pick) if order is not None else pick).squeeze(-1)
+    return torch.where(greedy_rows, greedy, sampled) if greedy is not None else sampled
+
+
+@dataclass
+class DecoderParts:
+    """The pieces of a causal LM the loop drives: the decoder stack (to hidden states),
+    the output projection, and the name of the cache keyword of this transformers."""
+
+    decoder: Callable[..., Any]
+    lm_head: Callable[[torch.Tensor], torch.Tensor]
+    cache_kwarg: str
+
+
+def generate_batch(
+    parts: DecoderParts,
+    prompt_ids: Sequence[Sequence[int]],
+    *,
+    temperatures: Sequence[float],
+    seeds: Sequence[int],
+    max_new_tokens: int,
+    top_p: float,
+    stop_ids: set[int],
+    pad_id: int,
+    min_new_tokens: int = 0,
+    drop_fraction: float = DROP_FINISHED_FRACTION,
+) -> list[list[int]]:
+    """New token ids for each prompt (stop token excluded), one left-padded batch."""
+    rows = len(prompt_ids)
+    # Prompts built from one template share a long token prefix (chat header,
+    # instruction). Its keys and values are computed once and copied to every row;
+    # each row keeps at least one token of its own so its last logits exist.
+    shared = _common_prefix(prompt_ids) if rows > 1 else 0
+    shared = min(shared, min(len(p) for p in prompt_ids) - 1)
+    if shared < MIN_SHARED_PREFIX:
+        shared = 0
+    tails = [p[shared:] for p in prompt_ids]
+    width = max(len(t) for t in tails)
+    ids = torch.full((rows, width), pad_id, dtype=torch.long)
+    mask = torch.ones((rows, shared + width), dtype=torch.long)
+    for i, t in enumerate(tails):
+        ids[i, width - len(t) :] = torch.tensor(t, dtype=torch.long)
+        mask[i, shared : shared + width - len(t)] = 0  # pads sit between prefix and tail
+    positions = (mask.cumsum(-1) - 1).clamp_(min=0)[:, shared:]
+    temps = torch.tensor(temperatures, dtype=torch.float32)
+    uniforms = row_uniforms(seeds, max_new_tokens)
+    stops = torch.tensor(sorted(stop_ids), dtype=torch.long)
+    live = torch.arange(rows)  # original row of each row still in the batch
+    out: list[list[int]] = [[] for _ in range(rows)]
+    done = torch.zeros(rows, dtype=torch.bool)
+    cache = make_cache(width + max_new_tokens)
+    kw = {parts.cache_kwarg: cache, "use_cache": True}
+
+    if shared:
+        prefix = torch.tensor([prompt_ids[0][:shared]], dtype=torch.long)
+        parts.decoder(input_ids=prefix, position_ids=torch.arange(shared)[None], **kw)
+        cache.batch_repeat_interleave(rows)
+    hidden = parts.decoder(input_ids=ids, attention_mask=mask, position_ids=positions, **kw)
+    logits = parts.lm_head(hidden.last_hidden_state[:, -1])
+    last_pos = positions[:, -1]
+    for step in range(max_new_tokens):
+        if step < min_new_tokens:
+            logits = logits.float().index_fill_(-1, stops, float("-inf"))
+        token = sample_tokens(logits, temps, uniforms[:, step], top_p)
+        finished_now = torch.isin(token, stops) & ~done
+        for r, t in zip(
+            live[~done & ~finished_now].tolist(),
+            token[~done & ~finished_now].tolist(),
+            strict=False,
+        ):
+            out[r].append(t)
+        done |= finished_now
+        if step == max_new_tokens - 1 or bool(done.all()):
+            break
+        if int(done.sum()) >= drop_fraction * len(done):
+            keep = (~done).nonzero().squeeze(-1)
+            cache.batch_select_indices(keep)
+            live, done, token = live[keep], done[keep], token[keep]
+            mask, last_pos = mask[keep], last_pos[keep]
+            temps, uniforms = temps[keep], uniforms[keep]
+        token = torch.where(done, torch.full_like(token, pad_id), token)
+        mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype)], dim=-1)
+        last_pos = last_pos + 1
+        hidden = parts.decoder(
+            input_ids=token[:, None], attention_mask=mask, position_ids=last_pos[:, None], **kw
+        )
+        logits = parts.lm_head(hidden.last_hidden_state[:, -1])
+    return out
