@@ -28,7 +28,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {
         "budget.n_samples": 300,
         "budget.max_new_tokens": 64,
-        "budget.chunk_size": 32,
+        "budget.chunk_size": 64,
         "data.pool_size": 500,
         "data.golden_size": 1000,
         "simulator.n_personas": 16,

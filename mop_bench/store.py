@@ -7,6 +7,7 @@ written is either wholly there or not there at all, so a run killed at any momen
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -45,6 +46,8 @@ def _json_default(obj: Any) -> Any:
         return obj.tolist()
     if isinstance(obj, Path):
         return str(obj)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
     if isinstance(obj, set | frozenset | tuple):
         return list(obj)
     raise TypeError(f"cannot serialise {type(obj).__name__}")
