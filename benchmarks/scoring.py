@@ -7,7 +7,11 @@ vocabulary only there). Attention score FLOPs are not counted (small at these
 lengths), so the utilisation figure is a slight underestimate. The yardstick is a
 2048 x 2048 matmul in the model's dtype, timed in this process just before.
 
-    python benchmarks/scoring.py [--pairs 64] [--max-tokens 128] [--batch-size 64]
+    python benchmarks/scoring.py [--pairs 64] [--max-tokens 128] [--batch-size 64] [--repeats 2]
+
+`fraction_of_matmul` counts every prompt token (the work a plain forward pass does);
+ours runs a prompt prefix shared by a batch only once, so `executed_fraction_of_matmul`
+(FLOPs of the positions actually run, padding included) is the hardware utilisation.
 """
 
 from __future__ import annotations
@@ -33,6 +37,9 @@ def main() -> None:
         "--threads", type=int, default=None, help="torch threads (default: all cores)"
     )
     parser.add_argument("--naive-pairs", type=int, default=16)
+    parser.add_argument(
+        "--repeats", type=int, default=2, help="interleaved rounds; the best of each is kept"
+    )
     args = parser.parse_args()
 
     import torch
@@ -64,25 +71,31 @@ def main() -> None:
 
     peak = matmul_flops(lm.dtype)
     lm.score(prompts[:2], texts[:2], max_tokens=8)  # warm-up
-    start = time.perf_counter()
-    lm.score(prompts, texts, max_tokens=args.max_tokens)
-    ours_s = time.perf_counter() - start
-    start = time.perf_counter()
-    lm.score(prompts, texts, max_tokens=args.max_tokens, temperatures=[0.5, 0.7, 1.0, 1.4, 2.0])
-    grid_s = time.perf_counter() - start
-
     naive = load_pretrained(args.model, dtype="float32").model
     n = args.naive_pairs
-    naive_s, naive_tokens = 0.0, 0
-    with torch.inference_mode():
-        for h, t in zip(heads[:n], tails[:n], strict=False):
-            ids = torch.tensor([h + t])
-            start = time.perf_counter()
-            logits = naive(ids).logits[0, len(h) - 1 : -1].float()
-            lp = torch.log_softmax(logits, -1)[torch.arange(len(t)), torch.tensor(t)].sum()
-            naive_s += time.perf_counter() - start
-            naive_tokens += len(h) + len(t)
-            del lp
+    # Ours and the naive loop alternate and each keeps its best round: on a shared
+    # machine the load changes within a minute, and interleaving exposes both to it.
+    ours_s = grid_s = naive_s = float("inf")
+    naive_tokens = sum(len(h) + len(t) for h, t in zip(heads[:n], tails[:n], strict=False))
+    for _ in range(args.repeats):
+        before = lm.score_forward_tokens
+        start = time.perf_counter()
+        lm.score(prompts, texts, max_tokens=args.max_tokens)
+        ours_s = min(ours_s, time.perf_counter() - start)
+        forward_tokens = lm.score_forward_tokens - before
+        start = time.perf_counter()
+        lm.score(prompts, texts, max_tokens=args.max_tokens, temperatures=[0.5, 0.7, 1.0, 1.4, 2.0])
+        grid_s = min(grid_s, time.perf_counter() - start)
+        elapsed = 0.0
+        with torch.inference_mode():
+            for h, t in zip(heads[:n], tails[:n], strict=False):
+                ids = torch.tensor([h + t])
+                start = time.perf_counter()
+                logits = naive(ids).logits[0, len(h) - 1 : -1].float()
+                lp = torch.log_softmax(logits, -1)[torch.arange(len(t)), torch.tensor(t)].sum()
+                elapsed += time.perf_counter() - start
+                del lp
+        naive_s = min(naive_s, elapsed)
     print(f"load average after: {load_average()}")
     ours_rate = processed / ours_s
     naive_rate = naive_tokens / naive_s
@@ -94,6 +107,10 @@ def main() -> None:
     figure("model_gflops", flops / ours_s / 1e9)
     figure(f"matmul_2048_{lm.dtype}_gflops", peak / 1e9)
     figure("fraction_of_matmul", flops / ours_s / peak)
+    # what the decoder actually ran: padding included, a shared prompt prefix once
+    executed = 2 * non_embedding * forward_tokens + 2 * head * scored
+    figure("forward_tokens", forward_tokens)
+    figure("executed_fraction_of_matmul", executed / ours_s / peak)
     figure("dtype", lm.dtype)
     figure("threads", torch.get_num_threads())
 

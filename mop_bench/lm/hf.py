@@ -11,11 +11,8 @@ from typing import Any
 import numpy as np
 
 from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore
-from mop_bench.lm.sampling import DecoderParts, generate_batch
+from mop_bench.lm.sampling import MIN_SHARED_PREFIX, DecoderParts, common_prefix, generate_batch
 
-#: Positions projected to the vocabulary at once while scoring: bounds the fp32 logits
-#: buffer (2048 x 49152 x 4 bytes = 400 MB for SmolLM2).
-SCORE_CHUNK = 2048
 #: Scoring batches close early when padding would exceed this fraction of the batch...
 MAX_PADDING = 0.1
 #: ...once they hold this many real tokens (enough rows for efficient matmuls).
@@ -63,6 +60,7 @@ class TransformersLM:
         progress: bool = False,
         num_threads: int | None = None,
         fast_decode: bool = True,
+        lean_score: bool = True,
     ) -> None:
         import torch
 
@@ -91,6 +89,20 @@ class TransformersLM:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.stop_ids))
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
+        # scoring through fastscore.LeanLlama where the architecture allows; built on
+        # the first `score` call (it holds a folded copy of the weights)
+        self.lean_score = lean_score
+        self._lean: Any = None
+        #: Token positions actually run through the decoder while scoring (padding
+        #: included, a shared prefix counted once per batch): for utilisation figures.
+        self.score_forward_tokens = 0
+
+    def _lean_model(self) -> Any:
+        from mop_bench.lm.fastscore import LeanLlama, unsupported_reason
+
+        if self._lean is None and self.lean_score and unsupported_reason(self.model) is None:
+            self._lean = LeanLlama(self.model)
+        return self._lean
 
     @classmethod
     def from_pretrained(
@@ -271,13 +283,12 @@ class TransformersLM:
             tails.append(tail[:max_tokens] if max_tokens is not None else tail)
         lengths = [len(h) + len(t) for h, t in zip(heads, tails, strict=False)]
         order = sorted(range(len(heads)), key=lambda i: lengths[i])
-        tau = torch.tensor(taus, dtype=torch.float32)
         results: list[SequenceScore | None] = [None] * len(heads)
         bar = self._bar(len(heads), "score")
         with torch.inference_mode():
             for batch in self._batches(order, lengths):
                 per_row = self._score_batch(
-                    [heads[i] for i in batch], [tails[i] for i in batch], tau
+                    [heads[i] for i in batch], [tails[i] for i in batch], taus
                 )
                 for i, lp in zip(batch, per_row, strict=False):
                     results[i] = SequenceScore(
@@ -293,33 +304,44 @@ class TransformersLM:
         return results  # type: ignore[return-value]
 
     def _score_batch(
-        self, heads: list[list[int]], tails: list[list[int]], tau: Any
+        self, heads: list[list[int]], tails: list[list[int]], tau: list[float]
     ) -> list[np.ndarray]:
         import torch
 
+        from mop_bench.lm.fastscore import continuation_logprobs
+
         rows = len(heads)
-        width = max(len(h) + len(t) for h, t in zip(heads, tails, strict=False))
+        lean = self._lean_model()
+        # A token prefix common to every prompt of the batch (chat header, system
+        # prompt, instruction) is run once and its keys/values shared by all rows;
+        # each row keeps at least the last prompt token (it predicts the first target).
+        shared = common_prefix(heads) if lean is not None and rows > 1 else 0
+        shared = min(shared, min(len(h) for h in heads) - 1)
+        if shared < MIN_SHARED_PREFIX:
+            shared = 0
+        width = max(len(h) + len(t) for h, t in zip(heads, tails, strict=False)) - shared
         ids = torch.full((rows, width), self.pad_id, dtype=torch.long)
         row_idx, col_idx, targets = [], [], []
         for r, (h, t) in enumerate(zip(heads, tails, strict=False)):
-            seq = h + t
+            seq = h[shared:] + t
             ids[r, : len(seq)] = torch.tensor(seq, dtype=torch.long)
             # the hidden state at position p predicts the token at p + 1
             row_idx += [r] * len(t)
-            col_idx += range(len(h) - 1, len(seq) - 1)
+            col_idx += range(len(h) - 1 - shared, len(seq) - 1)
             targets += t
         # Right padding and no attention mask: with causal attention a pad at the end
-        # cannot influence earlier positions, and sdpa keeps its fast is_causal path.
-        hidden = self._parts.decoder(input_ids=ids, use_cache=False).last_hidden_state
-        picked = hidden[
-            torch.tensor(row_idx, dtype=torch.long), torch.tensor(col_idx, dtype=torch.long)
-        ]
+        # cannot influence earlier positions.
+        self.score_forward_tokens += rows * width + shared
+        rows_t = torch.tensor(row_idx, dtype=torch.long)
+        cols_t = torch.tensor(col_idx, dtype=torch.long)
+        if lean is not None:
+            past = lean.prefix_kv(heads[0][:shared]) if shared else None
+            picked = lean.final_norm(lean.hidden(ids, past)[rows_t, cols_t])
+            head: Any = lean.head
+        else:
+            hidden = self._parts.decoder(input_ids=ids, use_cache=False).last_hidden_state
+            picked, head = hidden[rows_t, cols_t], self._parts.lm_head
         target = torch.tensor(targets, dtype=torch.long)
-        out = torch.empty((len(targets), len(tau)), dtype=torch.float32)
-        for lo in range(0, len(targets), SCORE_CHUNK):
-            z = self._parts.lm_head(picked[lo : lo + SCORE_CHUNK]).float()
-            zy = z.gather(-1, target[lo : lo + SCORE_CHUNK, None])
-            for k, t in enumerate(tau.tolist()):
-                out[lo : lo + len(z), k] = (zy[:, 0] / t) - torch.logsumexp(z / t, dim=-1)
+        out = continuation_logprobs(picked, head, target, tau)
         pieces = torch.split(out, [len(t) for t in tails])
         return [p.numpy().copy() for p in pieces]

@@ -84,7 +84,7 @@ def _growing_layer_class(reserve: int) -> type:
 MIN_SHARED_PREFIX = 8
 
 
-def _common_prefix(seqs: Sequence[Sequence[int]]) -> int:
+def common_prefix(seqs: Sequence[Sequence[int]]) -> int:
     first = seqs[0]
     n = min(len(s) for s in seqs)
     for s in seqs[1:]:
@@ -172,7 +172,7 @@ def generate_batch(
     # Prompts built from one template share a long token prefix (chat header,
     # instruction). Its keys and values are computed once and copied to every row;
     # each row keeps at least one token of its own so its last logits exist.
-    shared = _common_prefix(prompt_ids) if rows > 1 else 0
+    shared = common_prefix(prompt_ids) if rows > 1 else 0
     shared = min(shared, min(len(p) for p in prompt_ids) - 1)
     if shared < MIN_SHARED_PREFIX:
         shared = 0
