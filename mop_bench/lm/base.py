@@ -52,6 +52,16 @@ class LMStats:
     generate_seconds: float = 0.0
     extra: dict[str, float] = field(default_factory=dict)
 
+    def add_generate(self, sequences: int, tokens: int, seconds: float) -> None:
+        self.generate_sequences += sequences
+        self.generate_tokens += tokens
+        self.generate_seconds += seconds
+
+    def add_score(self, sequences: int, tokens: int, seconds: float) -> None:
+        self.score_sequences += sequences
+        self.score_tokens += tokens
+        self.score_seconds += seconds
+
 
 @runtime_checkable
 class LanguageModel(Protocol):

@@ -239,9 +239,7 @@ class TransformersLM:
                 bar.update(len(batch))
         bar.close()
         out = [Completion(self.tokenizer.decode(t, skip_special_tokens=True), len(t)) for t in new]
-        self.stats.generate_sequences += n
-        self.stats.generate_tokens += sum(c.n_tokens for c in out)
-        self.stats.generate_seconds += time.perf_counter() - start
+        self.stats.add_generate(n, sum(c.n_tokens for c in out), time.perf_counter() - start)
         return out
 
     # -- score -----------------------------------------------------------------------
@@ -298,9 +296,7 @@ class TransformersLM:
                     )
                 bar.update(len(batch))
         bar.close()
-        self.stats.score_sequences += len(heads)
-        self.stats.score_tokens += sum(len(t) for t in tails)
-        self.stats.score_seconds += time.perf_counter() - start
+        self.stats.add_score(len(heads), sum(len(t) for t in tails), time.perf_counter() - start)
         return results  # type: ignore[return-value]
 
     def _score_batch(

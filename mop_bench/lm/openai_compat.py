@@ -146,9 +146,9 @@ class OpenAICompatLM:
             for p, t, s in zip(prompts, temperatures, seeds, strict=False)
         ]
         out = self._map(self._generate_one, jobs, "generate")
-        self.stats.generate_sequences += len(out)
-        self.stats.generate_tokens += sum(max(c.n_tokens, 0) for c in out)
-        self.stats.generate_seconds += time.perf_counter() - start
+        self.stats.add_generate(
+            len(out), sum(max(c.n_tokens, 0) for c in out), time.perf_counter() - start
+        )
         return out
 
     # -- score -----------------------------------------------------------------------
@@ -229,9 +229,7 @@ class OpenAICompatLM:
             (str(p), c, max_tokens, per_token) for p, c in zip(prompts, continuations, strict=False)
         ]
         out = self._map(self._score_one, jobs, "score")
-        self.stats.score_sequences += len(out)
-        self.stats.score_tokens += sum(s.n_tokens for s in out)
-        self.stats.score_seconds += time.perf_counter() - start
+        self.stats.add_score(len(out), sum(s.n_tokens for s in out), time.perf_counter() - start)
         return out
 
 

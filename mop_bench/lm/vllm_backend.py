@@ -75,9 +75,7 @@ class VLLMLM:
         requests = [{"prompt_token_ids": self._prompt_ids(p)} for p in prompts]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
         out = [Completion(o.outputs[0].text, len(o.outputs[0].token_ids)) for o in outputs]
-        self.stats.generate_sequences += len(out)
-        self.stats.generate_tokens += sum(c.n_tokens for c in out)
-        self.stats.generate_seconds += time.perf_counter() - start
+        self.stats.add_generate(len(out), sum(c.n_tokens for c in out), time.perf_counter() - start)
         return out
 
     def score(
@@ -120,7 +118,5 @@ class VLLMLM:
                     token_logprobs=tokens.astype(np.float32) if per_token else None,
                 )
             )
-        self.stats.score_sequences += len(out)
-        self.stats.score_tokens += sum(s.n_tokens for s in out)
-        self.stats.score_seconds += time.perf_counter() - start
+        self.stats.add_score(len(out), sum(s.n_tokens for s in out), time.perf_counter() - start)
         return out
