@@ -193,7 +193,7 @@ def _write_config(run_dir: Path, spec: RunSpec, task_data) -> None:
             "sources": task_data.sources,
         },
         "comparable_key": spec.comparable_key()
-        | {"data_hash": task_data.data_hash, "task_version": card.version},
+        | {"source_hash": task_data.source_hash, "task_version": card.version},
         "code": code_version(),
     }
     path = run_dir / "config.json"

@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,10 @@ class TaskData:
     from the golden set."""
     data_hash: str
     """Short content hash of every example above and the card settings that shaped them."""
+    source_hash: str = ""
+    """Short hash of the source splits themselves (file bytes, or hub id@revision) and the
+    card settings: the same for every seed, so replicate runs are comparable while runs
+    on different data are not."""
     sources: dict[str, str] = field(default_factory=dict)
     """Split -> where it was read from (file path, or `hub:<id>@<revision>`)."""
 
@@ -80,6 +85,7 @@ def load_task(card: TaskCard, spec: DataSpec, seed: int, *, progress: bool = Tru
         golden=golden,
         heldout=heldout,
         data_hash=data_hash(card, pool, golden, heldout),
+        source_hash=source_hash(card, [pool_raw.source, golden_raw.source]),
         sources={pool_split: pool_raw.source, golden_split: golden_raw.source},
     )
     if progress:
@@ -144,13 +150,28 @@ def make_examples(card: TaskCard, raw: RawSplit, split: str, rows: np.ndarray) -
     return out
 
 
+def _shaping(card: TaskCard) -> bytes:
+    keys = ("name", "version", "label_names", "context_template", "text_cleanup")
+    return json.dumps({k: card.to_json()[k] for k in keys}, sort_keys=True).encode()
+
+
+def source_hash(card: TaskCard, sources: list[str]) -> str:
+    h = hashlib.sha256(_shaping(card))
+    for source in sources:
+        h.update(b"\x1d")
+        path = Path(source)
+        if not path.is_file():  # a Hub id@revision names its content
+            h.update(source.encode())
+            continue
+        with open(path, "rb") as fh:  # a file is named by its bytes, not its location
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()[:12]
+
+
 def data_hash(card: TaskCard, *sets: list[Example]) -> str:
     h = hashlib.sha256()
-    shaping = {
-        k: card.to_json()[k]
-        for k in ("name", "version", "label_names", "context_template", "text_cleanup")
-    }
-    h.update(json.dumps(shaping, sort_keys=True).encode())
+    h.update(_shaping(card))
     for examples in sets:
         h.update(b"\x1d")
         for ex in examples:
