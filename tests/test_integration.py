@@ -13,7 +13,9 @@ import pytest
 from mop_bench import store
 from mop_bench.runner import RunOptions, Workspace, build_spec, run
 
-DATA = Path(os.environ.get("MOP_BENCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+DATA = Path(
+    os.environ.get("MOP_BENCH_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(not (DATA / "ag_news").is_dir(), reason=f"data mirrors not found at {DATA}"),
@@ -22,8 +24,13 @@ pytestmark = [
 
 def test_real_calibration_beats_a_mismatched_population(tmp_path, monkeypatch):
     monkeypatch.setenv("MOP_BENCH_CACHE", str(tmp_path / "cache"))
-    overrides = {"data.data_dir": str(DATA), "n": 300, "golden": 400, "pool": 200,
-                 "metrics.mauve_seeds": "25"}
+    overrides = {
+        "data.data_dir": str(DATA),
+        "n": 300,
+        "golden": 400,
+        "pool": 200,
+        "metrics.mauve_seeds": "25",
+    }
     spec = build_spec("ag_news", "real", preset="smoke", overrides=overrides)
     ws = Workspace(progress=False)
     run_dir = run(spec, RunOptions(results_dir=tmp_path / "res", progress=False), ws)

@@ -159,7 +159,12 @@ def planted_problem(tmp: Path | None, epochs: int = 6):
     # selected, and the gates lock onto the first personas they happen to rank high
     # (measured: 0-1 of 6 init seeds recover the planted gate, against 6 of 6 here).
     fit = FitSpec(
-        top_m=3, n_train=24, epochs=epochs, lr=0.1, gate_lr=GATE_LR, proj_dim=16,
+        top_m=3,
+        n_train=24,
+        epochs=epochs,
+        lr=0.1,
+        gate_lr=GATE_LR,
+        proj_dim=16,
         renormalize_top_m=True,
     )
     grid = fit.temperature_grid
