@@ -24,7 +24,7 @@ _EXPORTS = {
     "with_overrides": "mop_bench.spec",
     "build_spec": "mop_bench.runner",
     "run": "mop_bench.runner",
-    "rescore": "mop_bench.runner",
+    "rescore": "mop_bench.scoring",
     "RunOptions": "mop_bench.runner",
     "Workspace": "mop_bench.runner",
     "compare": "mop_bench.compare",
@@ -39,7 +39,8 @@ __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
     from mop_bench.compare import compare, sweep
-    from mop_bench.runner import RunOptions, Workspace, build_spec, rescore, run
+    from mop_bench.runner import RunOptions, Workspace, build_spec, run
+    from mop_bench.scoring import rescore
     from mop_bench.spec import (
         BudgetSpec,
         DataSpec,

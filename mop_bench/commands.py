@@ -65,7 +65,8 @@ def cmd_run(args: Any) -> int:
 
 
 def cmd_score(args: Any) -> int:
-    from mop_bench.runner import Workspace, report_stage, rescore
+    from mop_bench.runner import Workspace, report_stage
+    from mop_bench.scoring import rescore
 
     ws = Workspace()
     for run_dir in args.run_dirs:

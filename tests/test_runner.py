@@ -160,7 +160,7 @@ def test_cli_errors_are_one_clear_line(capsys, user_csv):
 
 
 def test_rescore_recomputes_from_stored_generations(user_csv, tmp_path):
-    from mop_bench.runner import rescore
+    from mop_bench.scoring import rescore
 
     ws = _workspace()
     run_dir = run(
