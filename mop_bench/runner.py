@@ -219,14 +219,18 @@ def simulate_stage(
     record: dict[str, Any] = {"chunks": len(chunks), "chunks_generated": len(missing)}
     if missing:
         log.info("%s: %d of %d chunks to generate", run_dir.name, len(missing), len(chunks))
+        # Counters are read before prepare() so that a fit's LM scoring (and persona
+        # synthesis) is charged to this run's cost, not only the sampling.
+        lm_before = _lm_counters(workspace, spec)
         sim = _build(spec, task_data, run_dir, workspace, options)
+        t0 = time.perf_counter()
         fit_record = sim.prepare()
+        record["prepare_seconds"] = time.perf_counter() - t0
         store.write_json(run_dir / "fit_record.json", fit_record)
         todo: list[list[Context]] = [[contexts[i] for i in chunks[n]] for n in missing]
         bar = _progress(
             total=len(contexts) - len(gen_log.rows), desc="generating", enabled=options.progress
         )
-        lm_before = _lm_counters(workspace, spec)
         for gens in sim.simulate(todo):
             gen_log.append_chunk(gens)
             bar.update(len(gens))
@@ -278,12 +282,25 @@ def report_stage(run_dir: Path) -> Path:
 
 
 def _record_timing(run_dir: Path, timing: dict[str, float], gen_record: dict[str, Any]) -> None:
-    """Wall times go in their own file: metrics.json must not change between re-runs."""
+    """Wall times go in their own file: metrics.json must not change between re-runs.
+
+    `history` keeps the last 20 invocations; `totals` sums every finished invocation,
+    so a run's cost survives any number of cheap re-runs.
+    """
     path = run_dir / "timing.json"
-    history = store.read_json(path).get("history", []) if path.exists() else []
+    old = store.read_json(path) if path.exists() else {}
+    history = old.get("history", [])
     entry = {
         "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": timing,
         "simulate": gen_record,
     }
-    store.write_json(path, {"latest": entry, "history": [*history, entry][-20:]})
+    totals = old.get("totals") or store.timing_totals(history)
+    store.write_json(
+        path,
+        {
+            "latest": entry,
+            "totals": store.timing_totals([entry], totals),
+            "history": [*history, entry][-20:],
+        },
+    )

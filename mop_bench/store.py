@@ -155,3 +155,30 @@ def run_lock(run_dir: Path):
 
 def is_run_dir(path: Path) -> bool:
     return (path / "config.json").is_file()
+
+
+def timing_totals(
+    entries: Iterable[dict[str, Any]], start: dict[str, float] | None = None
+) -> dict[str, float]:
+    """Sum timing.json entries into a run's cost: `<stage>_seconds`, `prepare_seconds`
+    (fit and persona synthesis), `lm_<counter>` (tokens, sequences, seconds) and
+    `invocations`. Work lost to a crash is not in any entry, so it is not counted.
+    Entries from before the fit's LM work was recorded add no `lm_*` counters (they
+    would undercount a fitted simulator), so such runs show those costs as unknown."""
+    totals = dict(start or {})
+
+    def add(key: str, value: Any) -> None:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            totals[key] = totals.get(key, 0) + value
+
+    for entry in entries:
+        add("invocations", 1)
+        for stage, seconds in (entry.get("seconds") or {}).items():
+            add(f"{stage}_seconds", seconds)
+        record = entry.get("simulate") or {}
+        if "prepare_seconds" not in record:
+            continue  # no work done, or written before the fit's LM work was counted
+        add("prepare_seconds", record["prepare_seconds"])
+        for counter, value in (record.get("lm") or {}).items():
+            add(f"lm_{counter}", value)
+    return totals

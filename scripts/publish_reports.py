@@ -12,7 +12,14 @@ import shutil
 import sys
 from pathlib import Path
 
-KEEP = ("*.html", "leaderboard.csv", "leaderboard.json")
+KEEP = (
+    "*.html",
+    "leaderboard.csv",
+    "leaderboard.json",
+    "summary.csv",
+    "summary.json",
+    "summary.md",
+)
 
 
 def publish(results: Path, reports: Path) -> None:

@@ -101,3 +101,13 @@ def test_kill_9_mid_generation_then_resume_is_byte_identical(tmp_path):
     subprocess.run(_cmd(data, tmp_path / "killed"), env=env_broken, check=True, timeout=120)
     assert time.perf_counter() - t0 < 60
     assert _gen_file(tmp_path / "killed").read_bytes() == reference
+
+    # Cost accounting: the fit's LM scoring is charged to the run, and totals count
+    # only invocations that finished (the killed one left no entry).
+    from mop_bench.report.load import read_cost
+
+    ref_cost = read_cost(_gen_file(tmp_path / "ref").parent)
+    assert ref_cost["invocations"] == 1
+    assert ref_cost["lm_score_tokens"] > 0 and ref_cost["lm_generate_tokens"] > 0
+    assert 0 < ref_cost["prepare_seconds"] < ref_cost["simulate_seconds"]
+    assert read_cost(_gen_file(tmp_path / "killed").parent)["invocations"] == 2

@@ -23,6 +23,14 @@ METRIC_SETS: list[tuple[str, tuple[str, ...]]] = [
     ("Distribution match (the paper's Table 1 metrics)", ("fid", "mauve", "kl_cosine")),
     ("Downstream use and faithfulness", ("downstream_f1", "label_fidelity", "copy_rate")),
 ]
+#: Cost columns (run timing totals, see store.timing_totals), mean per seed.
+COST_FIELDS = {
+    "simulate_seconds": "simulate s (fit + generation)",
+    "prepare_seconds": "of which fit + personas s",
+    "embed_and_score_seconds": "embed + score s",
+    "lm_generate_tokens": "LM tokens generated",
+    "lm_score_tokens": "LM tokens scored",
+}
 #: Results that are breakdowns, not one comparable number.
 NOT_RANKED = {"per_label"}
 
@@ -89,6 +97,15 @@ class Group:
 
     def sim_spec(self, sim: str) -> dict[str, Any]:
         return self.runs_of(sim)[0].spec["simulator"]
+
+    def cost(self, sim: str) -> dict[str, tuple[float, int]]:
+        """Per COST_FIELDS key: (mean per seed, number of runs that recorded it)."""
+        out = {}
+        for name in COST_FIELDS:
+            vals = [r.cost[name] for r in self.runs_of(sim) if name in r.cost]
+            if vals:
+                out[name] = (statistics.fmean(vals), len(vals))
+        return out
 
 
 def dedupe(runs: list[RunData]) -> tuple[list[RunData], list[tuple[RunData, str]]]:

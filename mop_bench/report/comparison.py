@@ -7,10 +7,14 @@ from typing import Any
 
 from mop_bench import reference
 from mop_bench.report.aggregate import Group, dedupe, metric_label, split_majority, summarise
+from mop_bench.report.export import group_records, markdown_table, write_tables
 from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, resolve_run_paths
 from mop_bench.report.render import fmt_interval, relative_link, render_page
 from mop_bench.report.stats import TIE_RULE
-from mop_bench.report.views import group_view, key_rows, mop_gaps, reference_view
+from mop_bench.report.views import cost_view, group_view, key_rows, mop_gaps, reference_view
+
+#: Stem of the comparison's exports: summary.csv, summary.json, summary.md.
+SUMMARY = "summary"
 
 
 def load_comparable(
@@ -53,6 +57,11 @@ def render_comparison(
     group = summarise(kept[0].comparable_key, kept)
     task = str(meta.get("task") or kept[0].task)
     page = comp_dir / ("ablation.html" if ablation else "comparison.html")
+    view = group_view(group, comp_dir)
+    write_tables(group_records(task, 1, group), comp_dir / SUMMARY)
+    (comp_dir / SUMMARY).with_suffix(".md").write_text(
+        markdown_table(group, [row["sim"] for row in view["rows"]], TIE_RULE), encoding="utf-8"
+    )
     context = {
         "title": f"{'Ablation' if ablation else 'Comparison'} on {task}",
         "task": task,
@@ -63,7 +72,9 @@ def render_comparison(
         },
         "budget": key_rows(meta.get("budget") or {}),
         "key": key_rows(group.key),
-        "group": group_view(group, comp_dir),
+        "group": view,
+        "cost": cost_view(group),
+        "summary": SUMMARY,
         "excluded": [
             {
                 "sim": r.sim,

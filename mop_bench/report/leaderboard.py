@@ -7,34 +7,14 @@ says what sets each extra group apart.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
-from typing import Any
 
-from mop_bench.report.aggregate import Group, dedupe, group_by_key, summarise
-from mop_bench.report.load import REPORT, RunData, find_run_dirs, key_diff, key_id, load_run
+from mop_bench.report.aggregate import dedupe, group_by_key, summarise
+from mop_bench.report.export import group_records, write_tables
+from mop_bench.report.load import REPORT, RunData, find_run_dirs, key_diff, load_run
 from mop_bench.report.render import relative_link, render_page
 from mop_bench.report.stats import TIE_RULE
 from mop_bench.report.views import group_view, key_rows, reference_view
-
-COLUMNS = [
-    "task",
-    "group",
-    "group_key",
-    "simulator",
-    "calibration",
-    "metric",
-    "higher_is_better",
-    "n_seeds",
-    "seeds",
-    "mean",
-    "ci_low",
-    "ci_high",
-    "half_width",
-    "internal_spread",
-    "rank",
-    "missing_runs",
-]
 
 
 def build_leaderboard(
@@ -62,7 +42,7 @@ def build_leaderboard(
         views = []
         for n, (key, members) in enumerate(groups, start=1):
             group = summarise(key, members)
-            records.extend(_records(task, n, group))
+            records.extend(group_records(task, n, group))
             why = "; ".join(key_diff(key, ref_key)) if n > 1 else ""
             views.append(
                 {
@@ -76,7 +56,7 @@ def build_leaderboard(
         sections.append(
             {"task": task, "groups": views, "reference": reference_view(task, highlight="MoP")}
         )
-    _write_tables(records, out)
+    write_tables(records, out)
     return render_page(
         out,
         "leaderboard.html.j2",
@@ -91,43 +71,3 @@ def build_leaderboard(
         json_name=out.with_suffix(".json").name,
         tie_rule=TIE_RULE,
     )
-
-
-def _records(task: str, n: int, group: Group) -> list[dict[str, Any]]:
-    kid = hashlib.sha256(key_id(group.key).encode()).hexdigest()[:10]
-    out = []
-    for sim in group.sims:
-        for m in group.metrics:
-            c = group.cells[(sim, m)]
-            iv = c.interval
-            out.append(
-                {
-                    "task": task,
-                    "group": n,
-                    "group_key": kid,
-                    "simulator": sim,
-                    "calibration": sim in group.calibration,
-                    "metric": m,
-                    "higher_is_better": c.higher_is_better,
-                    "n_seeds": len(c.values),
-                    "seeds": " ".join(map(str, c.seeds)),
-                    "mean": None if iv is None else iv.mean,
-                    "ci_low": None if iv is None else iv.low,
-                    "ci_high": None if iv is None else iv.high,
-                    "half_width": None if iv is None else iv.half_width,
-                    "internal_spread": c.spread,
-                    "rank": c.rank,
-                    "missing_runs": c.missing,
-                }
-            )
-    return out
-
-
-def _write_tables(records: list[dict[str, Any]], html_path: Path) -> None:
-    import pandas as pd
-
-    df = pd.DataFrame.from_records(records, columns=COLUMNS)
-    df["rank"] = df["rank"].astype("Int64")  # ranks are integers; calibration rows have none
-    html_path.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(html_path.with_suffix(".csv"), index=False)
-    df.to_json(html_path.with_suffix(".json"), orient="records", indent=2)

@@ -13,9 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mop_bench.store import timing_totals
+
 CONFIG = "config.json"
 METRICS = "metrics.json"
 REPORT = "report.html"
+TIMING = "timing.json"
 
 
 @dataclass
@@ -29,6 +32,8 @@ class RunData:
     errors: dict[str, str] = field(default_factory=dict)
     timing: dict[str, float] = field(default_factory=dict)
     has_metrics: bool = True
+    cost: dict[str, float] = field(default_factory=dict)
+    """Work summed over every finished invocation (timing.json; see store.timing_totals)."""
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -140,9 +145,10 @@ def load_run(run_dir: Path) -> RunData:
         raise ValueError(f"{run_dir / CONFIG}: field 'spec' (with 'simulator') is missing")
     if "name" not in spec["simulator"]:
         raise ValueError(f"{run_dir / CONFIG}: field 'spec.simulator.name' is missing")
+    cost = read_cost(run_dir)
     mpath = run_dir / METRICS
     if not mpath.is_file():
-        return RunData(run_dir, config, {}, has_metrics=False)
+        return RunData(run_dir, config, {}, has_metrics=False, cost=cost)
     raw = read_json_file(mpath)
     if not isinstance(raw, dict):
         raise ValueError(f"{mpath}: expected a JSON object of metric results")
@@ -155,7 +161,24 @@ def load_run(run_dir: Path) -> RunData:
         if not isinstance(res, dict) or "value" not in res:
             raise ValueError(f"{mpath}: field {name!r} is not a metric result (needs 'value')")
         metrics[name] = res
-    return RunData(run_dir, config, metrics, dict(errors), dict(timing))
+    return RunData(run_dir, config, metrics, dict(errors), dict(timing), cost=cost)
+
+
+def read_cost(run_dir: Path) -> dict[str, float]:
+    """timing.json's `totals` (summed from its history for runs written before totals)."""
+    path = run_dir / TIMING
+    if not path.is_file():
+        return {}
+    raw = read_json_file(path)
+    if not isinstance(raw, dict):
+        raise ValueError(f"{path}: expected a JSON object")
+    totals = raw.get("totals")
+    if isinstance(totals, dict):
+        return {k: float(v) for k, v in totals.items() if isinstance(v, int | float)}
+    history = raw.get("history") or []
+    if not isinstance(history, list) or not all(isinstance(e, dict) for e in history):
+        raise ValueError(f"{path}: field 'history' must be a list of objects")
+    return timing_totals(history)
 
 
 def find_run_dirs(root: Path) -> list[Path]:

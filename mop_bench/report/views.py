@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from mop_bench import reference
-from mop_bench.report.aggregate import Group, metric_label, metric_sets
+from mop_bench.report.aggregate import COST_FIELDS, Group, metric_label, metric_sets
 from mop_bench.report.load import REPORT
 from mop_bench.report.render import fmt_interval, relative_link
 
@@ -78,6 +78,23 @@ def group_view(group: Group, page_dir: Path, *, plots: bool = True) -> dict[str,
     if plots:
         view["plots"] = _metric_plots(group, hib)
     return view
+
+
+def cost_view(group: Group) -> dict[str, Any]:
+    """Mean work per seed for each simulator (same row order as group_view)."""
+    rows = []
+    for sim in _by_rank(group):
+        cost, n_runs = group.cost(sim), len(group.runs_of(sim))
+        cells = {}
+        for name in COST_FIELDS:
+            if name not in cost:
+                cells[name] = "—"
+                continue
+            mean, count = cost[name]
+            text = f"{mean:,.1f}" if abs(mean) < 100 else f"{mean:,.0f}"
+            cells[name] = text if count == n_runs else f"{text} ({count} of {n_runs} seeds)"
+        rows.append({"sim": sim, "calibration": sim in group.calibration, "cells": cells})
+    return {"labels": COST_FIELDS, "rows": rows}
 
 
 def _metric_plots(group: Group, hib: dict[str, bool]) -> list[dict[str, str]]:

@@ -1,0 +1,118 @@
+"""Machine-readable and paste-ready exports of summarised groups (CSV, JSON, Markdown).
+
+The HTML pages are for reading; these files are for the people who put the numbers in
+a paper or a notebook, so they carry the same intervals and ranks, never fewer digits
+than the pages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from mop_bench.report.aggregate import COST_FIELDS, Group, metric_label
+from mop_bench.report.load import key_id
+from mop_bench.report.render import fmt_num
+
+COLUMNS = [
+    "task",
+    "group",
+    "group_key",
+    "simulator",
+    "calibration",
+    "metric",
+    "higher_is_better",
+    "n_seeds",
+    "seeds",
+    "mean",
+    "ci_low",
+    "ci_high",
+    "half_width",
+    "internal_spread",
+    "rank",
+    "missing_runs",
+    *COST_FIELDS,
+]
+
+
+def group_records(task: str, n: int, group: Group) -> list[dict[str, Any]]:
+    """One record per simulator x metric; cost columns are the simulator's mean per seed."""
+    kid = hashlib.sha256(key_id(group.key).encode()).hexdigest()[:10]
+    out = []
+    for sim in group.sims:
+        cost = group.cost(sim)
+        for m in group.metrics:
+            c = group.cells[(sim, m)]
+            iv = c.interval
+            out.append(
+                {
+                    "task": task,
+                    "group": n,
+                    "group_key": kid,
+                    "simulator": sim,
+                    "calibration": sim in group.calibration,
+                    "metric": m,
+                    "higher_is_better": c.higher_is_better,
+                    "n_seeds": len(c.values),
+                    "seeds": " ".join(map(str, c.seeds)),
+                    "mean": None if iv is None else iv.mean,
+                    "ci_low": None if iv is None else iv.low,
+                    "ci_high": None if iv is None else iv.high,
+                    "half_width": None if iv is None else iv.half_width,
+                    "internal_spread": c.spread,
+                    "rank": c.rank,
+                    "missing_runs": c.missing,
+                    **{k: cost[k][0] if k in cost else None for k in COST_FIELDS},
+                }
+            )
+    return out
+
+
+def write_tables(records: list[dict[str, Any]], stem: Path) -> tuple[Path, Path]:
+    """`stem`.csv and `stem`.json from `records` (pandas); returns both paths."""
+    import pandas as pd
+
+    df = pd.DataFrame.from_records(records, columns=COLUMNS)
+    df["rank"] = df["rank"].astype("Int64")  # ranks are integers; calibration rows have none
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = stem.with_suffix(".csv"), stem.with_suffix(".json")
+    df.to_csv(csv_path, index=False)
+    df.to_json(json_path, orient="records", indent=2)
+    return csv_path, json_path
+
+
+def markdown_table(group: Group, order: list[str], tie_rule: str) -> str:
+    """A GitHub-flavoured Markdown table of `group`, simulators in `order` (best first)."""
+    head = ["simulator", "seeds"]
+    head += [f"{metric_label(m)} {'↑' if _hib(group, m) else '↓'}" for m in group.metrics]
+    head += ["simulate s / seed"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for sim in order:
+        label = sim + (" (calibration)" if sim in group.calibration else "")
+        cells = [label, ", ".join(map(str, group.seeds(sim)))]
+        for m in group.metrics:
+            c = group.cells[(sim, m)]
+            iv = c.interval
+            if iv is None:
+                cells.append("failed" if c.missing else "—")
+                continue
+            text = fmt_num(iv.mean)
+            if iv.half_width is not None:
+                text += f" ± {fmt_num(iv.half_width)}"
+            if c.rank is not None:
+                tied = any(s != sim and group.cells[(s, m)].rank == c.rank for s in group.sims)
+                text += f" ({c.rank}{'=' if tied else ''})"
+            cells.append(text)
+        sim_s = group.cost(sim).get("simulate_seconds")
+        cells.append("—" if sim_s is None else f"{sim_s[0]:,.0f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    note = (
+        "Mean ± half-width of the 95% t-interval over seeds (no ± with one seed); "
+        "(rank), '=' marks a shared rank. " + tie_rule
+    )
+    return "\n".join(lines) + "\n\n" + note + "\n"
+
+
+def _hib(group: Group, metric: str) -> bool:
+    return next(c.higher_is_better for (_, m), c in group.cells.items() if m == metric)
