@@ -111,3 +111,25 @@ def test_kill_9_mid_generation_then_resume_is_byte_identical(tmp_path):
     assert ref_cost["lm_score_tokens"] > 0 and ref_cost["lm_generate_tokens"] > 0
     assert 0 < ref_cost["prepare_seconds"] < ref_cost["simulate_seconds"]
     assert read_cost(_gen_file(tmp_path / "killed").parent)["invocations"] == 2
+
+
+def test_two_processes_on_one_results_dir_do_not_corrupt_it(tmp_path):
+    """The same run started twice at once: one generates, the other waits on the run
+    lock and then reuses; a different seed runs beside them. All match lone runs."""
+    data = _csv(tmp_path / "toy.csv")
+    env = {**os.environ, "FAKE_LM_DELAY": "0.3", "MOP_BENCH_CACHE": str(tmp_path / "cache")}
+    seed1 = ["--seed", "1"]
+    subprocess.run(_cmd(data, tmp_path / "ref"), env=env, check=True, timeout=240)
+    subprocess.run(_cmd(data, tmp_path / "ref") + seed1, env=env, check=True, timeout=240)
+    procs = [
+        subprocess.Popen(_cmd(data, tmp_path / "both") + extra, env=env)
+        for extra in ([], [], seed1)
+    ]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0, 0]
+    for ref, got in zip(
+        sorted((tmp_path / "ref").glob("toy/mop-*")),
+        sorted((tmp_path / "both").glob("toy/mop-*")),
+        strict=True,
+    ):
+        for name in ("generations.jsonl", "metrics.json"):
+            assert (got / name).read_bytes() == (ref / name).read_bytes(), (got, name)
