@@ -259,10 +259,13 @@ def _build(spec, task_data, run_dir, workspace: Workspace, options: RunOptions):
 
 
 def _lm_counters(workspace: Workspace, spec: RunSpec) -> dict[str, float]:
+    """The LM's work counters so far; all zero while no LM is loaded (a `real` run
+    never loads one, and its cost then says 0 tokens rather than "unknown")."""
+    from mop_bench.lm.base import LMStats
+
     lm = workspace._lms.get(spec.lm)
-    if lm is None:
-        return {}
-    return {k: v for k, v in vars(lm.stats).items() if isinstance(v, int | float)}
+    stats = lm.stats if lm is not None else LMStats()
+    return {k: v for k, v in vars(stats).items() if isinstance(v, int | float)}
 
 
 def _lm_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:

@@ -147,6 +147,10 @@ def test_resume_regenerates_only_missing_chunks(user_csv, tmp_path):
     assert (run_dir / "generations.jsonl").read_bytes() == full
     timing = store.read_json(run_dir / "timing.json")["latest"]["simulate"]
     assert timing["chunks"] == 3 and timing["chunks_generated"] == 2
+    # `real` loads no LM: its cost says zero LM tokens, not "unknown".
+    totals = store.read_json(run_dir / "timing.json")["totals"]
+    assert totals["invocations"] == 2 and totals["lm_generate_tokens"] == 0
+    assert totals["lm_score_tokens"] == 0 and "prepare_seconds" in totals
 
 
 def test_cli_errors_are_one_clear_line(capsys, user_csv):
