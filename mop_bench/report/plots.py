@@ -33,7 +33,8 @@ def _to_uri(fig: Any) -> str:
     buf = io.BytesIO()
     # Fixed hash salt and no date: the same data gives byte-identical reports.
     with matplotlib.rc_context({"svg.hashsalt": "mop-bench", "svg.fonttype": "path"}):
-        fig.savefig(buf, format="svg", metadata={"Date": None})
+        # dpi only affects rasterized artists (the projection scatter), not vector parts.
+        fig.savefig(buf, format="svg", dpi=150, metadata={"Date": None})
     return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -104,7 +105,9 @@ def projection(
 
     def scatter(points: np.ndarray, labels: np.ndarray | None, color: str, who: str) -> None:
         if labels is None or len(labels) != len(points) or (labels < 0).all():
-            ax.scatter(points[:, 0], points[:, 1], s=9, alpha=0.45, color=color, label=who)
+            ax.scatter(
+                points[:, 0], points[:, 1], s=9, alpha=0.45, color=color, label=who, rasterized=True
+            )
             return
         for lab in sorted(set(labels.tolist())):
             sel = labels == lab
@@ -117,6 +120,7 @@ def projection(
                 color=color,
                 marker=markers[lab % len(markers)] if lab >= 0 else "x",
                 label=f"{who}: {name}",
+                rasterized=True,
             )
 
     scatter(pr[ir], None if real_labels is None else real_labels[ir], REAL_COLOR, "real")
