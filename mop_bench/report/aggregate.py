@@ -98,6 +98,10 @@ class Group:
     def sim_spec(self, sim: str) -> dict[str, Any]:
         return self.runs_of(sim)[0].spec["simulator"]
 
+    def higher_is_better(self, metric: str) -> bool:
+        """The metric's direction (every cell of one metric carries the same vote)."""
+        return next(c.higher_is_better for (_, m), c in self.cells.items() if m == metric)
+
     def cost(self, sim: str) -> dict[str, tuple[float, int]]:
         """Per COST_FIELDS key: (mean per seed, number of runs that recorded it)."""
         out = {}

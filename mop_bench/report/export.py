@@ -85,7 +85,9 @@ def write_tables(records: list[dict[str, Any]], stem: Path) -> tuple[Path, Path]
 def markdown_table(group: Group, order: list[str], tie_rule: str) -> str:
     """A GitHub-flavoured Markdown table of `group`, simulators in `order` (best first)."""
     head = ["simulator", "seeds"]
-    head += [f"{metric_label(m)} {'↑' if _hib(group, m) else '↓'}" for m in group.metrics]
+    head += [
+        f"{metric_label(m)} {'↑' if group.higher_is_better(m) else '↓'}" for m in group.metrics
+    ]
     head += ["simulate s / seed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for sim in order:
@@ -112,7 +114,3 @@ def markdown_table(group: Group, order: list[str], tie_rule: str) -> str:
         "(rank), '=' marks a shared rank. " + tie_rule
     )
     return "\n".join(lines) + "\n\n" + note + "\n"
-
-
-def _hib(group: Group, metric: str) -> bool:
-    return next(c.higher_is_better for (_, m), c in group.cells.items() if m == metric)

@@ -64,10 +64,7 @@ def group_view(group: Group, page_dir: Path, *, plots: bool = True) -> dict[str,
                 "paper": reference.paper_method_for(group.sim_spec(sim)),
             }
         )
-    hib = {
-        m: next(c.higher_is_better for (s, mm), c in group.cells.items() if mm == m)
-        for m in group.metrics
-    }
+    hib = {m: group.higher_is_better(m) for m in group.metrics}
     view = {
         "sets": metric_sets(group.metrics),
         "labels": {m: metric_label(m) for m in group.metrics},
