@@ -102,6 +102,13 @@ class Group:
         """The metric's direction (every cell of one metric carries the same vote)."""
         return next(c.higher_is_better for (_, m), c in self.cells.items() if m == metric)
 
+    def shares_rank(self, sim: str, metric: str) -> bool:
+        """Whether another simulator holds the same rank on `metric` (shown as "1=")."""
+        rank = self.cells[(sim, metric)].rank
+        return rank is not None and any(
+            s != sim and self.cells[(s, metric)].rank == rank for s in self.sims
+        )
+
     def cost(self, sim: str) -> dict[str, tuple[float, int]]:
         """Per COST_FIELDS key: (mean per seed, number of runs that recorded it)."""
         out = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 from mop_bench.report.aggregate import COST_FIELDS, Group, metric_label
 from mop_bench.report.load import key_id
-from mop_bench.report.render import fmt_num
+from mop_bench.report.render import fmt_interval, fmt_num
 
 COLUMNS = [
     "task",
@@ -99,12 +99,11 @@ def markdown_table(group: Group, order: list[str], tie_rule: str) -> str:
             if iv is None:
                 cells.append("failed" if c.missing else "—")
                 continue
-            text = fmt_num(iv.mean)
-            if iv.half_width is not None:
-                text += f" ± {fmt_num(iv.half_width)}"
+            # The pages' interval text (round-off of identical replicates shows as ± 0),
+            # shortened for one seed, where the note already says there is no interval.
+            text = fmt_num(iv.mean) if iv.half_width is None else fmt_interval(iv)
             if c.rank is not None:
-                tied = any(s != sim and group.cells[(s, m)].rank == c.rank for s in group.sims)
-                text += f" ({c.rank}{'=' if tied else ''})"
+                text += f" ({c.rank}{'=' if group.shares_rank(sim, m) else ''})"
             cells.append(text)
         sim_s = group.cost(sim).get("simulate_seconds")
         cells.append("—" if sim_s is None else f"{sim_s[0]:,.0f}")

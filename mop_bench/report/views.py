@@ -42,13 +42,12 @@ def group_view(group: Group, page_dir: Path, *, plots: bool = True) -> dict[str,
                 failed = c is not None and c.missing > 0
                 cells[m] = _failed_cell(c.missing) if c is not None and failed else None
                 continue
-            same_rank = [s for s in group.sims if s != sim and group.cells[(s, m)].rank == c.rank]
             cells[m] = {
                 "text": fmt_interval(c.interval),
                 "spread": c.spread,
                 "missing": c.missing,
                 "rank": c.rank,
-                "tied": bool(same_rank) and c.rank is not None,
+                "tied": group.shares_rank(sim, m),
             }
         links = [
             {"seed": r.seed, "href": relative_link(r.path / REPORT, page_dir)}
