@@ -11,7 +11,6 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
 
 DEFAULT_RESULTS = Path(os.environ.get("MOP_BENCH_RESULTS", "results"))
 
@@ -26,8 +25,8 @@ def _kv(text: str) -> tuple[str, str]:
 def _add_spec_args(p: argparse.ArgumentParser, *, sims: str) -> None:
     p.add_argument(
         "--task",
-        required=True,
-        help="task name (see `mop-bench ls tasks`) or path of a task card YAML",
+        help="task name (see `mop-bench ls tasks`) or path of a task card YAML; with --data "
+        "it names your data (default: the file's stem)",
     )
     if sims == "one":
         p.add_argument(
@@ -62,7 +61,7 @@ def _add_spec_args(p: argparse.ArgumentParser, *, sims: str) -> None:
     )
     p.add_argument(
         "--data",
-        help="bring your own data: a .csv, .jsonl or .parquet file (with --task NAME as its name)",
+        help="bring your own data: a .csv, .jsonl or .parquet file (named by --task, else its stem)",
     )
     p.add_argument("--text-column", help="text column of --data")
     p.add_argument("--label-column", help="label column of --data (optional)")
@@ -80,6 +79,11 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--overwrite", action="store_true", help="recompute instead of reusing finished work"
+    )
+    p.add_argument(
+        "--yes",
+        action="store_true",
+        help="start even when the run's size estimate exceeds what the data or machine allow",
     )
     p.add_argument("--batch-size", type=int, help="LM scoring batch size (does not change results)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -101,6 +105,11 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--gates-from", type=Path, help="reuse personas/gates/temperatures fitted in this run dir"
     )
+    p.add_argument(
+        "--allow-foreign-gates",
+        action="store_true",
+        help="accept --gates-from gates fitted on another task (recorded in config.json)",
+    )
 
     p = sub.add_parser("score", help="re-score stored generations (no generation)")
     p.add_argument("run_dirs", nargs="+", type=Path)
@@ -110,6 +119,16 @@ def make_parser() -> argparse.ArgumentParser:
         "report", help="rebuild HTML reports of run, comparison or sweep directories"
     )
     p.add_argument("dirs", nargs="+", type=Path)
+    p.add_argument(
+        "--bootstrap-draws",
+        type=int,
+        default=1000,
+        help="paired-test draws for FID, KL-cosine, held-out NLL (comparisons; default 1000)",
+    )
+    p.add_argument(
+        "--mauve-draws", type=int, default=200, help="paired-test draws for MAUVE (default 200)"
+    )
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="paired-test seed (default 0)")
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("ls", help="list tasks, simulators, metrics, presets or backends")
@@ -132,6 +151,28 @@ def make_parser() -> argparse.ArgumentParser:
     _add_spec_args(p, sims="none")
     p.add_argument("--name", help="comparison directory name")
 
+    p = sub.add_parser(
+        "doctor",
+        help="check that an LM backend (e.g. an OpenAI-compatible server) generates and "
+        "scores as MoP needs; one line per capability",
+    )
+    p.add_argument("--backend", default="openai", help="openai (default) | vllm | transformers")
+    p.add_argument(
+        "--base-url", help="server URL for the openai backend, e.g. http://127.0.0.1:8000/v1"
+    )
+    p.add_argument("--model", required=True, help="the model name the server serves")
+    p.add_argument(
+        "--reference",
+        help="in-process transformers model to compare log-probs with (default: --model "
+        "when it is an alias or local path; 'none' to skip)",
+    )
+    p.add_argument(
+        "--reference-dtype", default="float32", help="dtype of the reference (default float32)"
+    )
+    p.add_argument("--timeout", type=float, default=60.0, help="seconds per request (default 60)")
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument("-q", "--quiet", action="store_true")
+
     p = sub.add_parser("leaderboard", help="HTML/CSV/JSON leaderboard over all comparable runs")
     p.add_argument("results_dir", nargs="?", type=Path, default=DEFAULT_RESULTS)
     p.add_argument("--out", type=Path, help="output directory (default: the results directory)")
@@ -151,52 +192,36 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
-    except (KeyError, ValueError, FileNotFoundError) as exc:
-        # User errors (unknown names, bad data, missing files): one clear line, no traceback.
-        if os.environ.get("MOP_BENCH_DEBUG"):
+    except Exception as exc:
+        # Expected failures (unknown names, bad data, missing files, an unreachable LM
+        # server): one clear line, no traceback, credentials masked. Anything else is a
+        # bug and keeps its traceback.
+        msg = user_error(exc)
+        if msg is None or os.environ.get("MOP_BENCH_DEBUG"):
             raise
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"mop-bench: error: {msg}", file=sys.stderr)
+        from mop_bench.redact import scrub
+
+        one_line = " ".join(scrub(msg).splitlines())
+        print(f"mop-bench: error: {one_line}", file=sys.stderr)
         return 2
 
 
-def spec_overrides(args: Any) -> dict[str, Any]:
-    """Collect overrides from --config, --set and the shortcut flags (in that order)."""
-    overrides: dict[str, Any] = {}
-    if getattr(args, "config", None):
-        import yaml
+def user_error(exc: BaseException) -> str | None:
+    """The message to show for an expected failure, or None for a bug."""
+    if isinstance(exc, KeyError):
+        return str(exc.args[0]) if exc.args else "missing key"
+    if isinstance(exc, ValueError | FileNotFoundError | IsADirectoryError | NotADirectoryError):
+        return str(exc)
+    import urllib.error
 
-        loaded = yaml.safe_load(args.config.read_text()) or {}
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{args.config}: expected a mapping of KEY: VALUE overrides")
-        overrides.update(_flatten(loaded))
-    overrides.update(dict(args.overrides))
-    shortcuts = {
-        "n": "budget.n_samples",
-        "model": "lm.model",
-        "backend": "lm.backend",
-        "base_url": "lm.base_url",
-        "encoder": "encoder.model",
-        "data_dir": "data.data_dir",
-        "data": "data.data_file",
-        "text_column": "data.text_column",
-        "label_column": "data.label_column",
-    }
-    for attr, path in shortcuts.items():
-        value = getattr(args, attr, None)
-        if value is not None:
-            overrides[path] = value
-    return overrides
+    from mop_bench.lm.openai_compat import ServerError
 
-
-def _flatten(obj: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in obj.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value
-    return out
+    if isinstance(exc, ServerError | ConnectionError | urllib.error.URLError):
+        return (
+            f"the LM server failed: {exc}. Check that the server is running and that "
+            "--base-url (lm.base_url) points at it"
+        )
+    return None
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from mop_bench.cli import spec_overrides
+from mop_bench.arguments import spec_overrides, task_name
 
 log = logging.getLogger("mop_bench")
 
@@ -39,6 +39,7 @@ def _options(args: Any, **extra: Any):
         progress=not args.no_progress,
         overwrite=args.overwrite,
         lm_batch_size=args.batch_size,
+        assume_yes=args.yes,
         **extra,
     )
 
@@ -48,10 +49,12 @@ def cmd_run(args: Any) -> int:
     from mop_bench.store import read_json
 
     ws = _workspace(args)
-    options = _options(args, gates_from=args.gates_from)
+    options = _options(
+        args, gates_from=args.gates_from, allow_foreign_gates=args.allow_foreign_gates
+    )
     for seed in _seeds(args):
         spec = build_spec(
-            args.task, args.sim, preset=args.preset, overrides=spec_overrides(args), seed=seed
+            task_name(args), args.sim, preset=args.preset, overrides=spec_overrides(args), seed=seed
         )
         t0 = time.perf_counter()
         run_dir = run(spec, options, ws)
@@ -70,6 +73,8 @@ def cmd_score(args: Any) -> int:
 
     ws = Workspace()
     for run_dir in args.run_dirs:
+        if not (run_dir / "config.json").is_file():
+            raise FileNotFoundError(f"{run_dir}: not a run directory (no config.json)")
         metrics = rescore(run_dir, ws)
         report_stage(run_dir)
         print(
@@ -84,14 +89,28 @@ def cmd_score(args: Any) -> int:
 
 
 def cmd_report(args: Any) -> int:
-    from mop_bench import report
+    """Render each directory; an incomplete run is skipped with a note (and rc 2)."""
+    import sys
 
+    from mop_bench import report
+    from mop_bench.report.bootstrap import BootstrapSettings
+    from mop_bench.store import incomplete_reason
+
+    paired = BootstrapSettings(
+        draws=args.bootstrap_draws, mauve_draws=args.mauve_draws, seed=args.bootstrap_seed
+    )
+    skipped = 0
     for d in args.dirs:
         if (d / "comparison.json").exists():
-            out = report.render_comparison(d)
+            out = report.render_comparison(d, bootstrap=paired)
         elif (d / "sweep.json").exists():
             out = report.render_sweep(d)
         elif (d / "config.json").exists():
+            why = incomplete_reason(d)
+            if why is not None:
+                print(f"mop-bench: skipped {d}: {why}", file=sys.stderr)
+                skipped += 1
+                continue
             out = report.render_run(d)
         else:
             raise FileNotFoundError(
@@ -99,7 +118,7 @@ def cmd_report(args: Any) -> int:
                 "(no config.json, comparison.json or sweep.json)"
             )
         print(out)
-    return 0
+    return 2 if skipped else 0
 
 
 def cmd_ls(args: Any) -> int:
@@ -143,7 +162,7 @@ def cmd_compare(args: Any) -> int:
 
     sims = [s.strip() for s in args.sims.split(",") if s.strip()]
     out = compare(
-        args.task,
+        task_name(args),
         sims,
         preset=args.preset,
         overrides=spec_overrides(args),
@@ -160,14 +179,14 @@ def cmd_ablate(args: Any) -> int:
     from mop_bench.compare import ABLATION_SIMS, compare
 
     out = compare(
-        args.task,
+        task_name(args),
         ABLATION_SIMS,
         preset=args.preset,
         overrides=spec_overrides(args),
         seeds=_seeds(args),
         options=_options(args),
         workspace=_workspace(args),
-        name=args.name or f"ablate-{Path(args.task).stem}-{args.preset}",
+        name=args.name or f"ablate-{Path(task_name(args)).stem}-{args.preset}",
         ablation=True,
     )
     print(f"ablation report: {out}")
@@ -187,7 +206,7 @@ def cmd_sweep(args: Any) -> int:
     if not axes:
         raise ValueError("a sweep needs at least one --set KEY=V1,V2,... axis")
     out = sweep(
-        args.task,
+        task_name(args),
         args.sim,
         axes,
         preset=args.preset,
@@ -199,6 +218,33 @@ def cmd_sweep(args: Any) -> int:
     )
     print(f"sweep report: {out}")
     return 0
+
+
+def cmd_doctor(args: Any) -> int:
+    """Exit 0 when scoring can be trusted, 1 when a scoring check failed (the server
+    may still generate), 2 on a usage error or an unreachable server."""
+    import json
+    import os
+
+    from mop_bench.lm.doctor import doctor_command
+
+    report = doctor_command(
+        backend=args.backend,
+        model=args.model,
+        base_url=args.base_url,
+        reference=args.reference,
+        reference_dtype=args.reference_dtype,
+        timeout=args.timeout,
+        api_key=os.environ.get("OPENAI_API_KEY"),
+    )
+    first = report.checks[0]
+    if first.name == "server" and first.status == "FAIL":
+        raise ValueError(first.detail)  # down or wrong model: one line, rc 2
+    if args.json:
+        print(json.dumps(report.to_json(), indent=1))
+    else:
+        print("\n".join(report.lines()))
+    return 0 if report.scoring_ok else 1
 
 
 def cmd_leaderboard(args: Any) -> int:

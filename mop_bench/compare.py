@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mop_bench import store
+from mop_bench.paths import safe_name
 from mop_bench.runner import RunOptions, Workspace, build_spec, run
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,9 @@ def compare(
     comp_dir = (
         options.results_dir
         / "comparisons"
-        / (name or f"{Path(task).stem}-{preset}-{'_'.join(sims)}-s{'_'.join(map(str, seeds))}")
+        / safe_name(
+            name or f"{Path(task).stem}-{preset}-{'_'.join(sims)}-s{'_'.join(map(str, seeds))}"
+        )
     )
     comp_dir.mkdir(parents=True, exist_ok=True)
     run_dirs = []
@@ -117,7 +120,9 @@ def sweep(
     }
     axis_tag = "_".join(f"{k}{len(v)}" for k, v in axes.items())
     sweep_dir = (
-        options.results_dir / "sweeps" / (name or f"{Path(task).stem}-{sim}-{preset}-{axis_tag}")
+        options.results_dir
+        / "sweeps"
+        / safe_name(name or f"{Path(task).stem}-{Path(sim).stem}-{preset}-{axis_tag}")
     )
     sweep_dir.mkdir(parents=True, exist_ok=True)
     points = []

@@ -22,6 +22,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fit.persona_cluster_samples": 4,
         "fit.persona_max_new_tokens": 40,
         "metrics.mauve_seeds": (25, 26),
+        "metrics.heldout_n": 64,
+        "metrics.heldout_samples": 4,
     },
     # What `mop-bench run` uses: a few hundred samples, K = 16; a full MoP run in
     # about 10 minutes here from a cold start.
@@ -50,6 +52,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fit.top_m": 4,
         "fit.score_max_tokens": 128,
         "fit.proj_dim": 128,
+        "metrics.heldout_n": 1000,
     },
 }
 

@@ -10,19 +10,23 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import re
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from mop_bench import store
+from mop_bench.guard import check_size
+from mop_bench.paths import safe_name
 from mop_bench.presets import preset as preset_values
-from mop_bench.scoring import score_stage
-from mop_bench.spec import EncoderSpec, LMSpec, RunSpec, with_overrides
+from mop_bench.runtime import fingerprinted, runtime_identity
+from mop_bench.scoring import HELDOUT, score_stage
+from mop_bench.spec import RunSpec, with_overrides
 from mop_bench.types import Context, Generation
+from mop_bench.validate import validate_spec
+from mop_bench.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,10 @@ class RunOptions:
     lm_batch_size: int | None = None
     """Scoring batch size for the LM backend (generation batches are the budget's chunks)."""
     report: bool = True
+    allow_foreign_gates: bool = False
+    """Accept `gates_from` gates fitted on another task or encoder (recorded in config.json)."""
+    assume_yes: bool = False
+    """Start a run even when its size estimate exceeds what the data or machine allow."""
 
 
 def build_spec(
@@ -59,73 +67,31 @@ def build_spec(
     if sim.kind == "mop" and "simulator.n_personas" in values and sim.personas == "none":
         values.pop("simulator.n_personas")  # a persona count means nothing without personas
     spec = with_overrides(spec, values)
-    return with_overrides(spec, overrides or {})
+    spec = with_overrides(spec, overrides or {})
+    validate_spec(spec)  # every range at once, before any data is read
+    return spec
 
 
-@dataclass
-class Workspace:
-    """Loaded resources shared by the runs of one process."""
-
-    progress: bool = True
-    lm_batch_size: int | None = None
-    _lms: dict[LMSpec, Any] = field(default_factory=dict)
-    _encoders: dict[EncoderSpec, Any] = field(default_factory=dict)
-    _tasks: dict[tuple, Any] = field(default_factory=dict)
-    _cards: dict[tuple, Any] = field(default_factory=dict)
-
-    def card(self, spec: RunSpec):
-        d = spec.data
-        key = (spec.task, d.data_file, d.text_column, d.label_column)
-        if key not in self._cards:
-            from mop_bench.data import resolve_task
-
-            self._cards[key] = resolve_task(
-                spec.task,
-                data_file=d.data_file,
-                text_column=d.text_column,
-                label_column=d.label_column,
-            )
-        return self._cards[key]
-
-    def task(self, spec: RunSpec):
-        key = (spec.task, spec.data, spec.seed)
-        if key not in self._tasks:
-            from mop_bench.data import load_task
-
-            self._tasks[key] = load_task(
-                self.card(spec), spec.data, spec.seed, progress=self.progress
-            )
-        return self._tasks[key]
-
-    def encoder(self, spec: EncoderSpec):
-        if spec not in self._encoders:
-            from mop_bench.embed import Encoder
-
-            self._encoders[spec] = Encoder(spec, progress=self.progress)
-        return self._encoders[spec]
-
-    def lm(self, spec: LMSpec):
-        if spec not in self._lms:
-            from mop_bench.lm import load_lm
-
-            t0 = time.perf_counter()
-            kwargs = {"progress": self.progress}
-            if self.lm_batch_size:
-                kwargs["batch_size"] = self.lm_batch_size
-            self._lms[spec] = load_lm(spec, **kwargs)
-            log.info("loaded LM %s in %.1fs", spec.model, time.perf_counter() - t0)
-        return self._lms[spec]
-
-
-def run_dir_for(spec: RunSpec, task_data, results_dir: Path) -> Path:
-    fingerprint = spec.fingerprint(extra=_data_identity(task_data))
+def run_dir_for(
+    spec: RunSpec, task_data, results_dir: Path, gates_source=None, runtime=None
+) -> Path:
+    """`<results>/<task>/<simulator>-<fingerprint>`; the fingerprint covers the spec, the
+    data, transferred gates and what the machine contributes (`runtime.fingerprinted`)."""
+    extra = _data_identity(task_data, gates_source)
+    if runtime is not None:
+        extra["runtime"] = fingerprinted(runtime)
+    fingerprint = spec.fingerprint(extra=extra)
     # The card's name, not the --task string: that may be a path to a card or data file.
-    safe_task = re.sub(r"[^A-Za-z0-9_.-]+", "_", task_data.card.name).strip("._") or "task"
-    return results_dir / safe_task / f"{spec.simulator.name}-{fingerprint}"
+    # Both names become path components, so neither may climb out of `results_dir`.
+    sim = safe_name(spec.simulator.name, "simulator")
+    return results_dir / safe_name(task_data.card.name, "task") / f"{sim}-{fingerprint}"
 
 
-def _data_identity(task_data) -> dict[str, Any]:
-    return {"data_hash": task_data.data_hash, "task_version": task_data.card.version}
+def _data_identity(task_data, gates_source=None) -> dict[str, Any]:
+    out = {"data_hash": task_data.data_hash, "task_version": task_data.card.version}
+    if gates_source is not None:  # transferred gates decide the output as much as a setting
+        out["gates_from"] = gates_source.content_hash
+    return out
 
 
 def chunk_indices(n: int, size: int) -> list[list[int]]:
@@ -145,23 +111,48 @@ def run(
     t0 = time.perf_counter()
     task_data = workspace.task(spec)  # stage 1: load
     timing["load"] = time.perf_counter() - t0
-    run_dir = run_dir_for(spec, task_data, options.results_dir)
+    check_size(spec, task_data, options.results_dir, assume_yes=options.assume_yes)
+    source = _gates_source(spec, task_data, workspace, options)
+    runtime = runtime_identity(spec)
+    run_dir = run_dir_for(spec, task_data, options.results_dir, source, runtime)
     with store.run_lock(run_dir):
         if options.overwrite:
             _clear(run_dir)
-        _write_config(run_dir, spec, task_data)
-        t0 = time.perf_counter()
-        generations, gen_record = simulate_stage(spec, task_data, run_dir, workspace, options)
-        timing["simulate"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        score_stage(run_dir, spec, task_data, generations, workspace)
-        timing["embed_and_score"] = time.perf_counter() - t0
+        _write_config(run_dir, spec, task_data, source, runtime)
+        try:
+            t0 = time.perf_counter()
+            generations, gen_record = simulate_stage(
+                spec, task_data, run_dir, workspace, options, source
+            )
+            timing["simulate"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            score_stage(run_dir, spec, task_data, generations, workspace)
+            timing["embed_and_score"] = time.perf_counter() - t0
+        except Exception as exc:
+            store.mark_failed(run_dir, exc)  # report/compare/leaderboard then skip it
+            raise
+        store.clear_failed(run_dir)
         if options.report:
             t0 = time.perf_counter()
             report_stage(run_dir)
             timing["report"] = time.perf_counter() - t0
         _record_timing(run_dir, timing, gen_record)
     return run_dir
+
+
+def _gates_source(spec: RunSpec, task_data, workspace: Workspace, options: RunOptions):
+    """The checked identity of `options.gates_from` (None without a transfer)."""
+    if options.gates_from is None:
+        return None
+    from mop_bench.mop.transfer import resolve_source
+
+    return resolve_source(
+        options.gates_from,
+        spec,
+        task_name=task_data.card.name,
+        encoder_identity=str(workspace.encoder(spec.encoder).identity),
+        allow_foreign=options.allow_foreign_gates,
+    )
 
 
 def _clear(run_dir: Path) -> None:
@@ -174,7 +165,7 @@ def _clear(run_dir: Path) -> None:
             child.unlink()
 
 
-def _write_config(run_dir: Path, spec: RunSpec, task_data) -> None:
+def _write_config(run_dir: Path, spec: RunSpec, task_data, gates_source=None, runtime=None) -> None:
     from mop_bench.environment import capture, code_version
 
     card = task_data.card
@@ -193,6 +184,12 @@ def _write_config(run_dir: Path, spec: RunSpec, task_data) -> None:
         | {"source_hash": task_data.source_hash, "task_version": card.version},
         "code": code_version(),
     }
+    if gates_source is not None:
+        config["gates_from"] = gates_source.to_json()
+        config["comparable_key"]["gates_from"] = gates_source.content_hash
+    if runtime is not None:
+        config["runtime"] = runtime  # resolved dtype, CPU kernels, threads
+        config["comparable_key"]["lm_dtype"] = runtime["lm_dtype"]
     path = run_dir / "config.json"
     if path.exists():
         old = store.read_json(path)
@@ -207,26 +204,41 @@ def _write_config(run_dir: Path, spec: RunSpec, task_data) -> None:
 
 
 def simulate_stage(
-    spec: RunSpec, task_data, run_dir: Path, workspace: Workspace, options: RunOptions
+    spec: RunSpec,
+    task_data,
+    run_dir: Path,
+    workspace: Workspace,
+    options: RunOptions,
+    gates_source=None,
 ) -> tuple[list[Generation], dict[str, Any]]:
-    """Generate whatever chunks are missing; a finished run builds no simulator at all."""
+    """Fit (if needed), measure the held-out likelihood, and generate whatever chunks
+    are missing; a finished run builds no simulator at all."""
     from mop_bench.data import draw_contexts
 
     contexts = draw_contexts(task_data, spec.budget.n_samples, spec.seed)
     chunks = chunk_indices(len(contexts), spec.budget.chunk_size)
     gen_log = store.GenerationLog(run_dir, chunks)
     missing = gen_log.missing_chunks()
+    need_heldout = spec.simulator.kind == "mop" and not (run_dir / HELDOUT).is_file()
     record: dict[str, Any] = {"chunks": len(chunks), "chunks_generated": len(missing)}
-    if missing:
+    if missing or need_heldout:
         log.info("%s: %d of %d chunks to generate", run_dir.name, len(missing), len(chunks))
         # Counters are read before prepare() so that a fit's LM scoring (and persona
-        # synthesis) is charged to this run's cost, not only the sampling.
+        # synthesis, and the held-out likelihood) is charged to this run's cost.
         lm_before = _lm_counters(workspace, spec)
-        sim = _build(spec, task_data, run_dir, workspace, options)
+        sim = _build(spec, task_data, run_dir, workspace, gates_source)
         t0 = time.perf_counter()
         fit_record = sim.prepare()
-        record["prepare_seconds"] = time.perf_counter() - t0
         store.write_json(run_dir / "fit_record.json", fit_record)
+        if need_heldout:
+            t1 = time.perf_counter()
+            examples = heldout_examples(task_data, spec)
+            result, cost = _heldout(sim, examples, run_dir)
+            store.write_json(run_dir / HELDOUT, result)
+            record["heldout_seconds"] = time.perf_counter() - t1
+            record["heldout_cost"] = cost
+        # The fit's cost includes the held-out likelihood's LM work (it needs the fit).
+        record["prepare_seconds"] = time.perf_counter() - t0
         todo: list[list[Context]] = [[contexts[i] for i in chunks[n]] for n in missing]
         bar = _progress(
             total=len(contexts) - len(gen_log.rows), desc="generating", enabled=options.progress
@@ -241,10 +253,44 @@ def simulate_stage(
             "%s: all %d generations already present; no LM needed", run_dir.name, len(contexts)
         )
     gen_log.finalize()
+    if missing or not store.check_generations_hash(run_dir):
+        store.record_generations_hash(run_dir)  # what `score` later checks the file against
     return gen_log.ordered(), record
 
 
-def _build(spec, task_data, run_dir, workspace: Workspace, options: RunOptions):
+def _heldout(sim, examples: list, run_dir: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The held-out likelihood, or why this backend cannot give it (a server that
+    scores only at temperature 1, or whose echoed log-probs failed `mop-bench doctor`):
+    generation through such a backend stays allowed, and the metric records the reason."""
+    from mop_bench.lm.doctor import ScoringRefused
+
+    try:
+        result, cost = sim.heldout(examples, run_dir / "fit" / "heldout_cache")
+    except (NotImplementedError, ScoringRefused) as exc:
+        log.warning("%s: heldout_nll not available: %s", run_dir.name, exc)
+        return {"unavailable": str(exc)}, {}
+    log.info(
+        "%s: heldout_nll %.4f nats/token (%s, %d examples)",
+        run_dir.name,
+        result["value"],
+        result["estimator"],
+        result["n_examples"],
+    )
+    return result, cost
+
+
+def heldout_examples(task_data, spec: RunSpec) -> list:
+    """The golden examples `heldout_nll` is measured on: a seeded subset (the run seed),
+    the same for every simulator of that seed, so that runs pair row by row."""
+    from mop_bench.data._sample import rng_for
+
+    golden = task_data.golden
+    n = min(spec.metrics.heldout_n, len(golden))
+    picks = rng_for(spec.seed, "heldout_nll").choice(len(golden), size=n, replace=False)
+    return [golden[i] for i in sorted(picks.tolist())]
+
+
+def _build(spec, task_data, run_dir, workspace: Workspace, gates_source=None):
     from mop_bench.simulators import SimulationInputs, build_simulator
 
     inputs = SimulationInputs(
@@ -253,7 +299,7 @@ def _build(spec, task_data, run_dir, workspace: Workspace, options: RunOptions):
         encoder=workspace.encoder(spec.encoder),
         lm_factory=lambda: workspace.lm(spec.lm),
         artifacts_dir=run_dir / "fit",
-        gates_from=options.gates_from,
+        gates_from=gates_source,
     )
     return build_simulator(inputs)
 

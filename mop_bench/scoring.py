@@ -15,7 +15,10 @@ import numpy as np
 
 from mop_bench import store
 from mop_bench.spec import RunSpec
-from mop_bench.types import Generation
+from mop_bench.types import Generation, MetricResult
+
+#: Written by the simulate stage (runner.HELDOUT): the held-out likelihood of the fit.
+HELDOUT = "heldout.json"
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +44,18 @@ def score_stage(
 
     path = run_dir / "metrics.json"
     gen_hash = generations_hash(generations)
+    heldout = _read_optional(run_dir / HELDOUT)
+    fit = _read_optional(run_dir / "fit" / "fit.json")
+    side_inputs = {
+        "heldout": None if heldout is None else digest(heldout),
+        "fit": None if fit is None else digest(fit.get("diagnostics")),
+    }
     if path.exists() and not force:
         old = store.read_json(path)
-        if old.get("_inputs", {}).get("generations") == gen_hash:
+        seen = old.get("_inputs", {})
+        if seen.get("generations") == gen_hash and all(
+            seen.get(k) == v for k, v in side_inputs.items()
+        ):
             log.info("%s: metrics up to date", run_dir.name)
             return old
     encoder = workspace.encoder(spec.encoder)
@@ -66,18 +78,92 @@ def score_stage(
         seed=spec.seed,
     )
     out: dict[str, Any] = {name: r.to_json() for name, r in results.items()}
+    if heldout is not None and "unavailable" in heldout:
+        errors["heldout_nll"] = f"not available: {heldout['unavailable']}"
+    elif heldout is not None:
+        out["heldout_nll"] = heldout_result(heldout, spec).to_json()
+    if spec.simulator.kind == "mop":
+        out["mixture"] = mixture_entry(spec, fit, heldout, generations)
+        if out["mixture"]["collapsed"]:
+            log.warning(
+                "%s: the mixture has COLLAPSED: %s",
+                run_dir.name,
+                "; ".join(out["mixture"]["reasons"]),
+            )
     out["_errors"] = errors
     out["_inputs"] = {
         "generations": gen_hash,
         "n_real": len(golden),
         "n_synth": len(generations),
         "encoder": encoder.identity,
+        **side_inputs,
     }
     for name, message in errors.items():
         log.warning("metric %s failed: %s", name, message)
     store.write_json(path, out)
     _write_report_inputs(run_dir, real, synth, golden, generations)
     return out
+
+
+def _read_optional(path: Path) -> dict[str, Any] | None:
+    return store.read_json(path) if path.is_file() else None
+
+
+def digest(obj: Any) -> str:
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def heldout_result(heldout: dict[str, Any], spec: RunSpec) -> MetricResult:
+    """`heldout_nll` as a metric: nats per token of golden responses under the
+    simulator's fitted model (lower is better), with every per-example estimate."""
+    return MetricResult(
+        name="heldout_nll",
+        value=float(heldout["value"]),
+        settings={
+            "n": spec.metrics.heldout_n,
+            "samples": spec.metrics.heldout_samples,
+            "block": spec.metrics.heldout_block,
+            "max_tokens": spec.fit.score_max_tokens,
+            "estimator": heldout["estimator"],
+            "seed": spec.seed,
+        },
+        details={
+            "rows": heldout["rows"],
+            "n_tokens": heldout["n_tokens"],
+            "lm_scorings": heldout.get("lm_scorings"),
+            "taus": heldout.get("taus"),
+        },
+        higher_is_better=False,
+    )
+
+
+def mixture_entry(
+    spec: RunSpec,
+    fit: dict[str, Any] | None,
+    heldout: dict[str, Any] | None,
+    generations: list[Generation],
+) -> dict[str, Any]:
+    """metrics.json's `mixture`: the fit's gate diagnostics (training and held-out
+    contexts), what the samples drew, the personas' sources, and the collapse verdict."""
+    from mop_bench.mop.diagnostics import generation_diagnostics, verdict
+
+    sim = spec.simulator
+    gen = generation_diagnostics([g.to_json() for g in generations])
+    fit_diag = (fit or {}).get("diagnostics")
+    personas = (fit or {}).get("personas") or []
+    sources: dict[str, int] = {}
+    for p in personas:
+        sources[p.get("source", "?")] = sources.get(p.get("source", "?"), 0) + 1
+    gated = sim.exemplars == "gated"
+    n_personas = len(personas) if sim.personas != "none" else 1
+    return {
+        "fit": fit_diag,
+        "heldout_gates": (heldout or {}).get("gates"),
+        "generation": gen,
+        "persona_sources": sources,
+        **verdict(fit_diag, gen, gated=gated, personas=n_personas),
+    }
 
 
 def _labels_array(labels: list[int | None]) -> np.ndarray | None:
@@ -116,8 +202,16 @@ def rescore(run_dir: Path, workspace: Any = None) -> dict[str, Any]:
     """`mop-bench score RUN_DIR`: re-score stored generations without generating."""
     config = store.read_json(run_dir / "config.json")
     spec = RunSpec.from_json(config["spec"])
+    # Indices 0..n-1 once each, and the bytes recorded at generation: a deleted or
+    # duplicated line must stop here, before metrics.json is overwritten.
+    generations = store.read_generations(run_dir, n=spec.budget.n_samples)
+    if not (run_dir / store.GENERATIONS_SHA).is_file():
+        log.warning(
+            "%s: no hash was recorded at generation (an older run); only the indices were checked",
+            run_dir,
+        )
     if workspace is None:
-        from mop_bench.runner import Workspace
+        from mop_bench.workspace import Workspace
 
         workspace = Workspace()
     task_data = workspace.task(spec)
@@ -126,5 +220,4 @@ def rescore(run_dir: Path, workspace: Any = None) -> dict[str, Any]:
             f"{run_dir}: the task data changed since this run (hash {config['data']['hash']} "
             f"then, {task_data.data_hash} now); re-run it instead of re-scoring"
         )
-    generations = store.read_generations(run_dir)
     return score_stage(run_dir, spec, task_data, generations, workspace, force=True)

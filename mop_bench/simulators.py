@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from mop_bench.registry import Registry, cards_dir
+from mop_bench.seeds import sample_seed
 from mop_bench.spec import RunSpec, SimulatorSpec, _from_json
 from mop_bench.types import Context, Generation
+from mop_bench.yaml_load import load_yaml
 
 SIMULATORS: Registry[SimulatorSpec] = Registry("simulator")
 
@@ -25,9 +25,10 @@ SIMULATORS: Registry[SimulatorSpec] = Registry("simulator")
 def load_simulator_file(path: Path) -> SimulatorSpec:
     """Read one declarative simulator file (YAML), validating its keys and values."""
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: cannot read simulator config: {exc}") from exc
+    raw = load_yaml(text, str(path)) or {}
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a simulator config must be a mapping")
     raw.setdefault("name", path.stem)
@@ -84,8 +85,9 @@ class SimulationInputs:
     """Returns the run's `LanguageModel`; only called by simulators that need one."""
     artifacts_dir: Path
     """Where fit artifacts are written (personas, gates, fit record)."""
-    gates_from: Path | None = None
-    """A previous run directory whose fitted personas/gates/temperatures to reuse."""
+    gates_from: Any = None
+    """A previous run directory whose fitted personas/gates/temperatures to reuse: a
+    path, or the runner's checked `mop_bench.mop.transfer.GatesSource`."""
 
 
 class Simulator(Protocol):
@@ -102,17 +104,14 @@ class Simulator(Protocol):
         ...
 
 
-def sample_seed(run_seed: int, index: int) -> int:
-    """The per-sample seed: a function of the run seed and the sample index only."""
-    return (run_seed * 1_000_003 + index * 7_919 + 12_345) % (2**31 - 1)
-
-
 class RealSimulator:
     """Calibration: held-out real texts (never in the golden set) for the contexts.
 
     For each context it draws, with the sample's own seed, a held-out real example with
     the same label (any example if the task has no labels). It needs no LM and gives the
-    best score a simulator could reach at this sample size.
+    best score a simulator could reach at this sample size. With `length_matched` (the
+    default) each text is cut to the budget's `max_new_tokens` tokens of the run's LM
+    tokenizer, the cap every simulator's output has.
     """
 
     def __init__(self, inputs: SimulationInputs) -> None:
@@ -124,9 +123,36 @@ class RealSimulator:
         self._by_label: dict[Any, list[int]] = {}
         for i, ex in enumerate(heldout):
             self._by_label.setdefault(ex.label, []).append(i)
+        self._tokenizer: Any = None
 
     def prepare(self) -> dict[str, Any]:
-        return {"kind": "real", "heldout_size": len(self.inputs.task.heldout)}
+        out: dict[str, Any] = {"kind": "real", "heldout_size": len(self.inputs.task.heldout)}
+        if self.spec.length_matched:
+            out["length_matched_tokens"] = self.inputs.spec.budget.max_new_tokens
+        return out
+
+    def _cut(self, text: str) -> tuple[str, dict[str, Any]]:
+        """`text` cut to the token budget (as the LM's tokenizer counts), with a record."""
+        if not self.spec.length_matched:
+            return text, {}
+        if self._tokenizer is None:
+            from mop_bench.lm.loading import load_tokenizer
+
+            model = self.inputs.spec.lm.model
+            try:
+                self._tokenizer = load_tokenizer(model)
+            except (OSError, ValueError) as exc:
+                raise ValueError(
+                    f"real: cannot load the tokenizer of {model!r} to length-match the "
+                    f"calibration texts ({exc}); set simulator.length_matched=false for "
+                    "full-length texts"
+                ) from exc
+        limit = self.inputs.spec.budget.max_new_tokens
+        ids = self._tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) <= limit:
+            return text, {"tokens": len(ids), "truncated": False}
+        cut = self._tokenizer.decode(ids[:limit], skip_special_tokens=True).strip()
+        return cut, {"tokens": limit, "source_tokens": len(ids), "truncated": True}
 
     def simulate(self, chunks: Sequence[Sequence[Context]]) -> Iterator[list[Generation]]:
         heldout = self.inputs.task.heldout
@@ -136,13 +162,14 @@ class RealSimulator:
                 rng = random.Random(sample_seed(self.inputs.spec.seed, ctx.index))
                 candidates = self._by_label.get(ctx.label) or list(range(len(heldout)))
                 ex = heldout[rng.choice(candidates)]
+                text, cut = self._cut(ex.text)
                 out.append(
                     Generation(
                         index=ctx.index,
                         context=ctx.text,
                         label=ctx.label,
-                        text=ex.text,
-                        details={"source": ex.uid},
+                        text=text,
+                        details={"source": ex.uid, **cut},
                     )
                 )
             yield out
@@ -153,12 +180,7 @@ def build_simulator(inputs: SimulationInputs) -> Simulator:
     if spec.kind == "real":
         return RealSimulator(inputs)
     from mop_bench.mop import MoPSimulator
-    from mop_bench.mop.fit import TrainSettings
     from mop_bench.mop.prompts import PromptSettings
 
     fit = inputs.spec.fit
-    return MoPSimulator(
-        inputs,
-        prompt=PromptSettings(exemplar_words=fit.exemplar_words),
-        train_settings=TrainSettings(batch_size=fit.train_batch_size, selection=fit.selection),
-    )
+    return MoPSimulator(inputs, prompt=PromptSettings(exemplar_words=fit.exemplar_words))

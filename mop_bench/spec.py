@@ -71,7 +71,15 @@ class LMSpec:
     dtype: str = "auto"
     """auto (bf16 where the CPU/GPU supports it, else fp32), float32 or bfloat16."""
     base_url: str | None = None
-    """Server address for the openai backend."""
+    """Server address for the openai backend. User-info and secret-looking query
+    parameters are stripped when the spec is built (`mop_bench.redact`): keys come
+    from the environment only and are never recorded."""
+
+    def __post_init__(self) -> None:
+        if self.base_url:
+            from mop_bench.redact import clean_base_url
+
+            object.__setattr__(self, "base_url", clean_base_url(self.base_url))
 
 
 @dataclass(frozen=True)
@@ -105,6 +113,14 @@ class MetricSpec:
     """A synthetic text whose embedding cosine with a pool text exceeds this is a copy."""
     copy_ngram: int = 8
     """...or that shares a word n-gram of this length with a pool text."""
+    heldout_n: int = 200
+    """Golden examples (a seeded subset, the same for every simulator of a seed) whose
+    log-likelihood `heldout_nll` measures under each simulator's fitted model."""
+    heldout_samples: int = 8
+    """(persona, exemplar) pairs drawn per block of `heldout_block` held-out examples
+    for the importance-sampled mixture likelihood (single-prompt simulators are exact)."""
+    heldout_block: int = 16
+    """Held-out examples that share one set of drawn pairs."""
 
 
 @dataclass(frozen=True)
@@ -123,46 +139,92 @@ class SimulatorSpec:
     every context."""
     gating: GatingMode = "learned"
     temperature: TemperatureMode = "per_persona"
+    length_matched: bool = True
+    """`real` only: cut each held-out text to the budget's `max_new_tokens` tokens of the
+    LM's tokenizer, as every simulator's output is cut (otherwise part of each
+    simulator's gap to `real` measures truncation, not fidelity). false: full texts."""
+    exemplar_match: tuple[str, ...] = ()
+    """Context fields an exemplar must share with the request to be a candidate at all
+    (fit, generation and held-out likelihood alike), e.g. `label`: only exemplars with
+    the requested label. `label` compares label indices; other names compare the
+    examples' context fields (category, stars...). Empty: every pool example is a
+    candidate. At SmolLM2's size the likelihood does not prefer an exemplar of the
+    requested label (REFERENCE.md section 8), so a gate trained by likelihood alone has
+    no reason to match labels; this switch is justified by the samples' label fidelity."""
 
 
 @dataclass(frozen=True)
 class FitSpec:
-    """Training of gates and temperatures (choices the paper leaves open; all recorded)."""
+    """Training of gates and temperatures (choices the paper leaves open; all recorded).
+
+    Each epoch draws candidate (persona, exemplar) pairs from the current gates and
+    scores them with the LM (the only LM cost), then takes `inner_steps` passes of
+    gradient steps over every candidate scored so far (no LM cost). See docs/mop.md."""
 
     top_m: int = 4
-    """(persona, exemplar) pairs kept per example in the truncated mixture likelihood."""
+    """Deterministic selections (`pairs`, `distinct_personas`): pairs kept per example."""
     n_train: int = 128
     """Pool examples the gates are trained on (their own exemplar is always excluded)."""
-    epochs: int = 4
+    epochs: int = 2
+    """Rounds of candidate drawing and LM scoring."""
+    inner_steps: int = 5
+    """Gradient passes over all scored candidates after each epoch (free of LM work)."""
     lr: float = 0.05
     """Learning rate of the temperatures (log tau)."""
     gate_lr: float = 0.02
-    """Learning rate of the gate projections W_x, W_g, W_e."""
+    """Learning rate of the gate projections W_x, W_g, W_e and the logit scales."""
     optimizer: str = "adam"
     proj_dim: int = 64
     """Size of the common space W_x, W_g, W_e project into."""
-    renormalize_top_m: bool = True
-    """Renormalise the kept top-M weights to sum to one inside the log. Without it the
-    truncated loss rewards whichever pairs happen to be selected: on a planted problem
-    the unnormalised loss recovered the planted gate for 0-1 of 6 initialisations, the
-    renormalised one for 6 of 6 (tests/test_mop.py)."""
-    temperature_grid: tuple[float, ...] = (0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.15, 1.3, 1.5, 1.75, 2.0)
-    """Temperatures at which each scored continuation's log-normaliser is stored; the
-    likelihood at any temperature in range is interpolated (1/tau-linear), so one LM pass
-    serves every temperature the trainer tries. tau is clamped to this range."""
+    renormalize_top_m: bool = False
+    """Divide each example's candidate sum by the sum of the candidates' weights (a
+    self-normalised estimate). Off by default: the importance-weighted candidate sum is
+    an unbiased estimate of the mixture likelihood, so its log bounds it from below in
+    expectation, and the gate's normaliser over every pair keeps its gradient."""
+    temperature_grid: tuple[float, ...] = (
+        0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.35, 1.5, 1.75, 2.0,
+    )  # fmt: skip
+    """Temperatures at which each scored continuation's log-likelihood is stored; in
+    between it is a cubic Hermite interpolation in 1/tau (C1, so the optimum is not
+    pulled to a grid point). Grid points above `max_temperature` (but the first) are
+    never scored."""
+    max_temperature: float = 1.0
+    """Cap on every fitted temperature (tau lives in [min(grid), max_temperature])."""
+    tau_init: float = 0.6
+    """Starting temperature of every fitted tau (the paper's 0.6)."""
     score_max_tokens: int = 64
-    """Continuation tokens scored per training example."""
+    """Continuation tokens scored per training (and held-out) example."""
     persona_cluster_samples: int = 6
     """Texts from a cluster shown to the persona synthesizer."""
     persona_max_new_tokens: int = 48
     """Token cap for each synthesized persona sentence."""
     train_batch_size: int = 16
-    """Training examples per gradient step (and per LM scoring call)."""
-    selection: Literal["distinct_personas", "pairs", "explore"] = "distinct_personas"
-    """How the top-M pairs are picked: `pairs` = the M largest pi_k * Omega_kj (the paper's
-    wording); `distinct_personas` = the best exemplar of each of the M most likely personas
-    (near-uniform initial gates otherwise pick one persona M times and only reinforce it);
-    `explore` = the top M-1 personas plus one seeded draw from the rest."""
+    """Training examples per block: rows of one block share their candidate pairs (so a
+    (persona, exemplar) prompt prefix is run once for all of them) and form one
+    gradient step."""
+    selection: Literal["sampled", "distinct_personas", "pairs"] = "sampled"
+    """How candidate pairs are chosen. `sampled` (default): `candidates` pairs per block
+    drawn with replacement from the block's mean gate distribution mixed with
+    `explore` uniform mass, weighted by importance (balance heuristic over epochs);
+    every persona and exemplar keeps a chance to be compared. `pairs` (the paper's
+    wording): each example's M largest pi_k * Omega_kj; `distinct_personas`: the best
+    exemplar of each of the M most likely personas. Both deterministic selections
+    collapsed onto one exemplar on every task (issue 9)."""
+    candidates: int = 8
+    """`sampled`: pairs drawn per block and epoch."""
+    explore: float = 0.25
+    """`sampled`: share of uniform mass mixed into the proposal over allowed pairs."""
+    gate_scale_max: float = 10.0
+    """Cap on the learned logit scales: a gate logit is scale x cosine similarity of
+    the projected features, so no pair can outweigh another by more than e^(2 x cap)."""
+    gate_logits: Literal["cosine", "dot"] = "cosine"
+    """`cosine`: scale x cosine similarity, the scale learned below `gate_scale_max`.
+    `dot`: the paper's literal dot products, unbounded (kept as an ablation: with
+    deterministic top-M selection it collapsed onto one exemplar on every task)."""
+    gate_entropy: float = 0.1
+    """Weight of KL(gate || uniform over allowed pairs) added to the loss (0 = off). The
+    gradient steps reuse a few scored candidates many times; without it the gate learns
+    the candidates' noise (a flat planted problem kept 5 of 39 exemplars, 25 with it)."""
     exemplar_words: int = 120
     """Exemplar texts in prompts are cut to this many words."""
 

@@ -7,7 +7,9 @@ written is either wholly there or not there at all, so a run killed at any momen
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import json
 import os
 from collections.abc import Iterable, Sequence
@@ -17,6 +19,8 @@ from typing import Any
 from mop_bench.types import Generation
 
 GENERATIONS = "generations.jsonl"
+GENERATIONS_SHA = "generations.sha256"
+FAILED = "failed.json"
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -133,16 +137,117 @@ class GenerationLog:
             self._rewrite()
 
 
-def read_generations(run_dir: Path) -> list[Generation]:
+def read_generations(run_dir: Path, n: int | None = None) -> list[Generation]:
+    """The generations in index order. With `n`, the file must hold indices 0..n-1
+    exactly once each (a deleted or duplicated line is an error, not a smaller or
+    larger sample) and match the hash recorded when it was generated."""
     path = run_dir / GENERATIONS
     out = []
     with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, start=1):
+        for lineno, line in enumerate(fh, start=1):
             try:
                 out.append(Generation.from_json(json.loads(line)))
             except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}: line {n}: not a generation record ({exc})") from exc
-    return sorted(out, key=lambda g: g.index)
+                raise ValueError(f"{path}: line {lineno}: not a generation record ({exc})") from exc
+    out.sort(key=lambda g: g.index)
+    if n is not None:
+        _check_indices(path, [g.index for g in out], n)
+        check_generations_hash(run_dir)
+    return out
+
+
+def _check_indices(path: Path, indices: list[int], n: int) -> None:
+    seen: dict[int, int] = {}
+    for i in indices:
+        seen[i] = seen.get(i, 0) + 1
+    dups = sorted(i for i, c in seen.items() if c > 1)
+    missing = sorted(set(range(n)) - set(seen))
+    extra = sorted(i for i in seen if not 0 <= i < n)
+    problems = []
+    if missing:
+        problems.append(f"index {_few(missing)} missing")
+    if dups:
+        problems.append(f"index {_few(dups)} repeated")
+    if extra:
+        problems.append(f"index {_few(extra)} outside 0..{n - 1}")
+    if problems:
+        raise ValueError(
+            f"{path}: damaged: the run's config asks for {n} generations (indices 0..{n - 1} "
+            f"once each) but the file has {len(indices)} rows: {'; '.join(problems)}. "
+            "Re-run the run (it regenerates missing chunks) instead of re-scoring"
+        )
+
+
+def _few(values: list[int]) -> str:
+    shown = ", ".join(map(str, values[:5]))
+    return shown + (f" and {len(values) - 5} more" if len(values) > 5 else "")
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def record_generations_hash(run_dir: Path) -> None:
+    """Write `generations.sha256` (sha256sum format) for the finished generations file."""
+    digest = file_sha256(run_dir / GENERATIONS)
+    _write_text(run_dir / GENERATIONS_SHA, f"{digest}  {GENERATIONS}\n")
+
+
+def check_generations_hash(run_dir: Path) -> bool:
+    """Whether a hash was recorded; raises if the file no longer matches it."""
+    sha_path = run_dir / GENERATIONS_SHA
+    if not sha_path.is_file():
+        return False
+    recorded = sha_path.read_text(encoding="ascii", errors="replace").split()[:1]
+    actual = file_sha256(run_dir / GENERATIONS)
+    if recorded != [actual]:
+        raise ValueError(
+            f"{run_dir / GENERATIONS}: changed since it was generated (sha256 "
+            f"{actual[:12]}..., recorded {(recorded or ['nothing'])[0][:12]}...); re-run "
+            "with --overwrite to regenerate it"
+        )
+    return True
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def mark_failed(run_dir: Path, exc: BaseException) -> None:
+    """Record why a run stopped (`failed.json`), so reports can say so and skip it."""
+    from mop_bench.redact import scrub
+
+    message = " ".join(scrub(str(exc)).splitlines())[:2000]
+    with contextlib.suppress(OSError):  # the original error matters more than this note
+        write_json(run_dir / FAILED, {"error": type(exc).__name__, "message": message})
+
+
+def clear_failed(run_dir: Path) -> None:
+    (run_dir / FAILED).unlink(missing_ok=True)
+
+
+def incomplete_reason(run_dir: Path) -> str | None:
+    """Why `run_dir` holds no usable result (None when it is complete: scored, and its
+    last invocation did not fail; a failure can leave metrics of an earlier state)."""
+    failed = run_dir / FAILED
+    if not failed.is_file() and (run_dir / "metrics.json").is_file():
+        return None
+    if failed.is_file():
+        try:
+            info = read_json(failed)
+            return f"the run failed: {info.get('error')}: {info.get('message')}"
+        except (OSError, ValueError, AttributeError):
+            return "the run failed"
+    return "incomplete run: no metrics.json (it failed or is still running)"
 
 
 def run_lock(run_dir: Path):

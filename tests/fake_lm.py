@@ -93,8 +93,8 @@ class FakeLM:
             rng = random.Random(key)
             n = rng.randint(3, max(3, min(max_new_tokens, 12)))
             words = [rng.choice(WORDS) for _ in range(n)]
-            if "describe the kind of person" in text:
-                body = f"You are a diner who talks about {words[0]} and {words[1]}. More."
+            if "Describe the writer in one sentence." in text:  # persona synthesizer
+                body = f" diner who talks about {words[0]}, {words[1]} and {words[2]} loudly. More."
             else:
                 body = "Sure! Here is the text: " + " ".join(words)
             out.append(Completion(text=body, n_tokens=n))

@@ -255,6 +255,16 @@ def test_resolve_model_and_dtype(tmp_path) -> None:
     assert choose_dtype("auto") in ("float32", "bfloat16")
 
 
+def test_auto_dtype_follows_the_hardware_not_a_timing(monkeypatch) -> None:
+    """`auto` is bf16 exactly where the CPU has native bf16, however busy it is."""
+    from mop_bench.lm import loading
+
+    assert not hasattr(loading, "bf16_speedup")  # no timed choice left to flip
+    for native, want in ((True, "bfloat16"), (False, "float32")):
+        monkeypatch.setattr(loading, "cpu_has_native_bf16", lambda native=native: native)
+        assert {loading.choose_dtype("auto") for _ in range(3)} == {want}
+
+
 # -- the real default model -----------------------------------------------------------
 
 
@@ -383,3 +393,37 @@ def test_continuation_logprobs_chunking() -> None:
     ).float()
     torch.testing.assert_close(small, manual, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(big, small, atol=1e-6, rtol=0)
+
+
+def test_prefilled_assistant_turn_is_continued(lm: TransformersLM) -> None:
+    """A final assistant message is the start of the answer: the prompt ends with its
+    text (no end-of-turn), right after the assistant header."""
+    messages = [{"role": "user", "content": "Describe a diner."}]
+    prefilled = [*messages, {"role": "assistant", "content": "You are a"}]
+    plain = lm.prompt_ids(messages)
+    ids = lm.prompt_ids(prefilled)
+    assert ids[: len(plain)] == plain
+    assert lm.tokenizer.decode(ids[len(plain) :]) == "You are a"
+    (comp,) = lm.generate([prefilled], temperatures=[0.0], seeds=[0], max_new_tokens=4)
+    assert comp.n_tokens >= 1
+
+
+def test_rows_sharing_a_long_prefix_are_scored_together(lm: TransformersLM) -> None:
+    """A (persona, exemplar) prompt scored for many requests: the rows are grouped so
+    the prefix runs once, and the scores equal one-at-a-time scoring."""
+    body = "You are a careful critic. Example: " + " ".join(["the soup was fine"] * 12)
+    prompts = [
+        [{"role": "system", "content": "S."}, {"role": "user", "content": f"{body}\nWrite {w}."}]
+        for w in ("one", "two", "three", "four")
+    ] + [[{"role": "user", "content": "Something else entirely."}]]
+    conts = ["Good.", "Bad soup here.", "Fine, fine.", "Never again.", "Hmm."]
+    heads = [lm.prompt_ids(p) for p in prompts]
+    batches = list(lm._score_batches(heads, [len(h) + 3 for h in heads]))
+    # (the fixture's batch_size is 3, so the group of four fills two batches)
+    assert [4] in batches and all(set(b) <= {0, 1, 2, 3} for b in batches if b != [4])
+    lm.score_forward_tokens = 0
+    grouped = lm.score(prompts, conts, temperatures=[1.0])
+    assert lm.score_forward_tokens < sum(len(h) for h in heads)  # the prefix ran once
+    for p, c, g in zip(prompts, conts, grouped, strict=True):
+        (single,) = lm.score([p], [c], temperatures=[1.0])
+        np.testing.assert_allclose(single.logprob, g.logprob, atol=1e-3)

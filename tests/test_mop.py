@@ -17,10 +17,11 @@ import pytest
 import torch
 
 from mop_bench.mop import MoPSimulator
-from mop_bench.mop.fit import TrainSettings, fit_mixture, select_pairs
+from mop_bench.mop.candidates import select_pairs
+from mop_bench.mop.fit import fit_mixture
 from mop_bench.mop.gates import MixtureGates
 from mop_bench.mop.mixture import Mixture, make_slots
-from mop_bench.mop.personas import clean_persona, keyword_phrases
+from mop_bench.mop.persona_synth import clean_persona, distinctive_words
 from mop_bench.mop.prompts import PromptSettings
 from mop_bench.mop.scoring import ScoreCache, interpolate_logprob
 from mop_bench.registry import cards_dir
@@ -65,7 +66,7 @@ def make_pool(n: int = 24) -> list[Example]:
                 text=text,
                 label=label,
                 context=f"a {sentiment} review of a restaurant in the category {cat}",
-                fields={"label": sentiment, "category": cat},
+                fields={"label_name": sentiment, "category": cat},
                 uid=f"train:{i}",
             )
         )
@@ -139,7 +140,7 @@ def planted(prompt: str, cont: str) -> float:
 GATE_LR = 0.1
 
 
-def planted_problem(tmp: Path | None, epochs: int = 6):
+def planted_problem(tmp: Path | None, epochs: int = 3, **fit_kw):
     pool = make_pool(24)
     enc = HashEncoder()
     mixture = Mixture(
@@ -151,29 +152,26 @@ def planted_problem(tmp: Path | None, epochs: int = 6):
     )
     g, e = mixture.features(enc.encode)
     x = enc.encode([ex.context for ex in pool])
+    fit = FitSpec(
+        **{
+            "n_train": 24,
+            "epochs": epochs,
+            "lr": 0.1,
+            "gate_lr": GATE_LR,
+            "proj_dim": 16,
+            "train_batch_size": 8,
+            **fit_kw,
+        }
+    )
     gates = MixtureGates(
         64, 16, 6, persona_gate=True, exemplar_gate=True, temperature="per_persona",
         tau_range=(0.5, 2.0), fixed_temperature=1.0, generator=torch.Generator().manual_seed(0),
+        scale_max=fit.gate_scale_max,
     )  # fmt: skip
-    # Renormalised top-M: without it the truncated loss rewards whatever pairs are
-    # selected, and the gates lock onto the first personas they happen to rank high
-    # (measured: 0-1 of 6 init seeds recover the planted gate, against 6 of 6 here).
-    fit = FitSpec(
-        top_m=3,
-        n_train=24,
-        epochs=epochs,
-        lr=0.1,
-        gate_lr=GATE_LR,
-        proj_dim=16,
-        renormalize_top_m=True,
-    )
     grid = fit.temperature_grid
     lm = FakeLM(planted)
     cache = ScoreCache(tmp / "scores.jsonl" if tmp else None, len(grid))
-    record = fit_mixture(
-        mixture, gates, pool, x, g, e, lm, cache, fit=fit, grid=grid, seed=0,
-        settings=TrainSettings(batch_size=8),
-    )  # fmt: skip
+    record = fit_mixture(mixture, gates, pool, x, g, e, lm, cache, fit=fit, grid=grid, seed=0)
     return pool, x, g, e, gates, lm, record, fit
 
 
@@ -195,17 +193,30 @@ def test_scoring_is_counted_never_repeated_and_resumes(tmp_path: Path) -> None:
     scored = [pair for call in lm.score_calls for pair in call]
     assert len(scored) == len(set(scored)) == record["lm_scorings"] > 0
     assert record["score_sequences"] == len(scored)
-    assert 0 < record["max_new_scorings_per_example_epoch"] <= fit.top_m
-    assert all(len(call) <= 8 * fit.top_m for call in lm.score_calls)  # one call per step
+    # One LM call per block and epoch at most; a block scores its rows x its pairs.
+    assert len(lm.score_calls) <= record["blocks"] * fit.epochs
+    assert all(len(call) <= 8 * fit.candidates for call in lm.score_calls)
     assert sum(ep["new_scorings"] for ep in record["epochs"]) == len(scored)
     # Never an example as its own exemplar.
     for prompt, cont in scored:
-        assert f": {cont}" not in prompt
+        assert f": {cont}\n" not in prompt
     # A rerun on the persisted cache does no LM work and ends at the same gates.
     _, _, _, _, gates2, lm2, record2, _ = planted_problem(tmp_path)
     assert lm2.score_calls == [] and record2["cache_hits_from_disk"] == len(scored)
     for a, b in zip(gates.parameters(), gates2.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_rows_of_a_block_share_their_pairs(tmp_path: Path) -> None:
+    """Sampled candidates are drawn per block: every row of a block is scored under the
+    same (persona, exemplar) prompts, so the LM runs each prompt prefix once."""
+    _, _, _, _, _, lm, record, _ = planted_problem(tmp_path, epochs=1)
+    for call in lm.score_calls:
+        prefixes = Counter(re.sub(r"Please write .*", "", prompt, flags=re.S) for prompt, _ in call)
+        # 8 rows per block: a pair is shared by all of them (bar a row's own exemplar).
+        assert max(prefixes.values()) >= 6, prefixes.most_common(2)
+    cands = record["candidates"]
+    assert cands["personas_never_compared"] == [] and cands["distinct_exemplars"] > 6
 
 
 def test_torn_cache_line_is_rescored(tmp_path: Path) -> None:
@@ -228,6 +239,21 @@ def test_interpolation_is_linear_in_inverse_tau_and_differentiable() -> None:
     assert float(tau.grad) == pytest.approx(-1 / 0.8**2)
     at_grid = interpolate_logprob(ll, grid, torch.tensor([2.0], dtype=torch.float64))
     assert float(at_grid) == pytest.approx(0.5)
+
+
+def test_cubic_interpolation_puts_the_optimum_between_grid_points() -> None:
+    """A concave log-likelihood in beta = 1/tau whose maximum lies between two grid
+    points: the linear chord's optimum sits on a grid point, the Hermite curve's near
+    the true one."""
+    grid = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], dtype=torch.float64)
+    best = 1 / 0.74  # beta of the planted optimum
+    ll = -((1 / grid - best) ** 2)[None, :]
+    taus = torch.linspace(0.5, 1.0, 501, dtype=torch.float64)
+    vals = interpolate_logprob(ll.expand(len(taus), -1), grid, taus)
+    assert float(taus[int(vals.argmax())]) == pytest.approx(0.74, abs=0.003)
+    # Exact at the knots.
+    at = interpolate_logprob(ll.expand(6, -1), grid, grid)
+    assert torch.allclose(at, ll[0])
 
 
 def test_select_pairs_distinct_personas_and_exclusion() -> None:
@@ -267,7 +293,8 @@ def test_each_baseline_prepares_and_simulates(sim: SimulatorSpec, tmp_path: Path
     chunks = [contexts(4), contexts(4, start=4)]
     gens = [g for chunk in simulator.simulate(chunks) for g in chunk]
     assert [g.index for g in gens] == list(range(8))
-    assert len(lm.generate_calls) - (1 if sim.personas == "synthesized" else 0) == 2
+    sampling = [c for c in lm.generate_calls if "Describe the writer" not in c[0][0]]
+    assert len(sampling) == 2  # one LM call per chunk
     for g in gens:
         d = g.details
         assert g.text and not g.text.startswith("Sure")
@@ -362,7 +389,7 @@ def test_fixed_few_shot_never_shows_own_example_when_fitting(tmp_path: Path) -> 
     pool = {ex.uid: ex for ex in make_pool()}
     n_examples = Counter()
     for prompt, cont in (p for call in lm.score_calls for p in call):
-        assert f": {cont}" not in prompt
+        assert f": {cont}\n" not in prompt
         n_examples[prompt.count("<Example>")] += 1
     assert n_examples == Counter({3: 24 - 3, 2: 3})
     assert all(uid in pool for uid in fixed)
@@ -380,20 +407,23 @@ def test_clean_persona_and_keywords() -> None:
     ) == ("You are a stylist who loves shoes.")
     assert clean_persona("You are.", 40) is None
     assert clean_persona("", 40) is None
-    texts = ["pizza pizza cheese", "pizza crust cheese", "coffee latte beans", "latte coffee cup"]
-    phrases = keyword_phrases(texts, np.array([0, 0, 1, 1]), 2, 2)
-    assert ("pizza" in phrases[0] and "coffee" in phrases[1]) or "latte" in phrases[1]
-    assert phrases[0].startswith("You are a writer who often mentions")
-
-
-def test_explore_selection_reserves_a_seeded_slot_outside_the_top() -> None:
-    log_w = np.log(np.full((5, 2), 0.1))
-    log_w[0] += 2.0  # persona 0 clearly first
-    zero = np.zeros_like(log_w)
-    drawn = {
-        select_pairs(log_w, 2, "explore", zero, np.random.default_rng(s))[1][0] for s in range(20)
-    }
-    assert drawn == {1, 2, 3, 4}  # every non-top persona gets explored across draws
-    again = select_pairs(log_w, 2, "explore", zero, np.random.default_rng(3))
-    assert again == select_pairs(log_w, 2, "explore", zero, np.random.default_rng(3))
-    assert again[0] == (0, 0)
+    # Pre-filled answers continue "You are a"; a small model's loop is cut.
+    assert clean_persona(" loyal diner who praises fresh pasta. More", 40, prefilled=True) == (
+        "You are a loyal diner who praises fresh pasta."
+    )
+    looped = " customer who loves spicy food and who loves spicy food and who loves"
+    assert clean_persona(looped, 40, prefilled=True) == "You are a customer who loves spicy food."
+    looped = " customer who writes about a customer who is a customer who is a customer"
+    assert clean_persona(looped, 40, prefilled=True) is None  # "a customer who writes"
+    texts = [
+        "pizza pizza cheese kaitlynn kaitlynn kaitlynn",
+        "pizza crust cheese",
+        "pizza oven crust",
+        "coffee latte beans",
+        "latte coffee cup",
+        "coffee espresso latte",
+    ]
+    words = distinctive_words(texts, np.array([0, 0, 0, 1, 1, 1]), 2, 3, 0.1)
+    assert words[0][:2] == ["pizza", "cheese"] or words[0][:2] == ["pizza", "crust"]
+    assert "kaitlynn" not in words[0]  # one review's name: below the document floor
+    assert set(words[1][:2]) == {"coffee", "latte"}

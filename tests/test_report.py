@@ -18,7 +18,11 @@ from mop_bench.report import (
     render_run,
     render_sweep,
 )
+from mop_bench.report.bootstrap import BootstrapSettings
 from mop_bench.spec import BudgetSpec, RunSpec, SimulatorSpec
+
+#: Few bootstrap draws: these tests check pages, test_paired.py checks the statistics.
+FAST = BootstrapSettings(draws=100, mauve_draws=20)
 
 SCRIPT = "<script>window.__pwned = 1; alert(1)</script>"
 IMG = '"><img src=x onerror=alert(1)>'
@@ -156,12 +160,13 @@ def make_run(
         del metrics["mauve"]
         metrics["_errors"] = {"mauve": "ValueError: too few samples <b>"}
     (run / "metrics.json").write_text(json.dumps(metrics))
-    labels_r = rng.integers(0, 4, 80)
+    # One golden set per seed, shared by every simulator of that seed (as in a comparison).
+    golden_rng = np.random.default_rng(seed)
     np.savez(
         run / "embeddings.npz",
-        real=rng.normal(size=(80, 16)).astype(np.float32),
+        real=golden_rng.normal(size=(80, 16)).astype(np.float32),
         synth=rng.normal(size=(60, 16)).astype(np.float32),
-        real_labels=labels_r,
+        real_labels=golden_rng.integers(0, 4, 80),
         synth_labels=rng.integers(0, 4, 60),
     )
     if sim.startswith("mop"):
@@ -276,13 +281,14 @@ def test_run_report_errors_name_the_file(tmp_path: Path) -> None:
 
 def test_comparison_excludes_incomparable_and_ranks_with_ties(tmp_path: Path) -> None:
     comp = make_comparison(tmp_path)
-    html = render_comparison(comp).read_text()
+    html = render_comparison(comp, bootstrap=FAST).read_text()
     _assert_safe_page(html)
     assert "mop-no-exemplars" in html
     assert "budget.n_samples: 50 (vs 300)" in html  # the reason it was excluded
     assert "0.910 ± 0.025" in html  # mop FID mean over seeds 0.90/0.91/0.92 (t-interval)
     assert "calibration, not ranked" in html
-    assert "intervals overlap" in html  # the tie rule is explained
+    assert "Holm-corrected" in html and "intervals overlap" in html  # both rules explained
+    assert "Paired differences" in html and "fixed-few-shot − mop" in html
     # links to each run's report, relative, and the reports exist
     for run in (comp / "ag_news").iterdir():
         if "mop-no-exemplars" in run.name:
@@ -303,13 +309,14 @@ def test_ablation_page_shows_table4(tmp_path: Path) -> None:
     data["runs"].append(str(extra))
     data["ablation"] = True  # as the ablate command writes it
     (comp / "comparison.json").write_text(json.dumps(data))
-    out = render_comparison(comp, render_runs=False)
+    out = render_comparison(comp, render_runs=False, bootstrap=FAST)
     assert out.name == "ablation.html"
     html = out.read_text()
     assert "w/o exemplars" in html and "3.694" in html and "0.560" in html
     assert "+251.6% vs MoP" in html  # 3.2 vs our MoP's 0.91 ...
     assert "+288.4% vs MoP" in html  # ... beside the paper's 3.694 vs 0.951
-    assert render_ablation(comp, render_runs=False) == out
+    assert "Paired differences" in html and "mop − mop-no-exemplars" in html
+    assert render_ablation(comp, render_runs=False, bootstrap=FAST) == out
 
 
 def test_single_seed_says_no_interval(tmp_path: Path) -> None:
@@ -319,7 +326,7 @@ def test_single_seed_says_no_interval(tmp_path: Path) -> None:
     (comp / "comparison.json").write_text(
         json.dumps({"task": "ag_news", "runs": [str(r) for r in runs], "budget": {}})
     )
-    html = render_comparison(comp).read_text()
+    html = render_comparison(comp, bootstrap=FAST).read_text()
     assert "0.900 (1 seed, no interval)" in html
 
 

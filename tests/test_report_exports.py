@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from test_report import make_comparison
+from test_report import FAST, make_comparison
 
 from mop_bench.report import render_comparison
 from mop_bench.report.load import read_cost
@@ -61,7 +61,7 @@ def test_comparison_writes_cost_table_and_exports(tmp_path: Path) -> None:
     for n, run in enumerate(sorted((comp / "ag_news").glob("mop-*"))):
         totals = timing_totals([NEW]) | {"simulate_seconds": 100.0 + 10 * n}
         (run / "timing.json").write_text(json.dumps({"totals": totals}))
-    html = render_comparison(comp).read_text()
+    html = render_comparison(comp, bootstrap=FAST).read_text()
     assert "Cost per seed" in html and 'href="summary.md"' in html
 
     md = (comp / "summary.md").read_text()

@@ -173,3 +173,39 @@ def test_rescore_recomputes_from_stored_generations(user_csv, tmp_path):
     before = json.loads((run_dir / "metrics.json").read_text())
     after = rescore(run_dir, ws)
     assert after["fid"]["value"] == pytest.approx(before["fid"]["value"])
+
+
+def test_data_file_without_task_name_and_length_matched_real(user_csv, tmp_path, monkeypatch):
+    """`mop-bench run --data FILE --text-column C --label-column L --sim real` needs no
+    --task (the task is the file's stem); the calibration texts are cut to the token
+    budget by default, and the untruncated row is a setting."""
+    from mop_bench import embed
+
+    monkeypatch.setattr(embed, "Encoder", lambda spec=None, **kw: HashEncoder())
+    long_csv = tmp_path / "reviews.csv"
+    rows = ["body,stars"] + [
+        f"{' '.join(['sunny'] * 30) if i % 2 else ' '.join(['rainy'] * 30)} day {i},{i % 2}"
+        for i in range(200)
+    ]
+    long_csv.write_text("\n".join(rows) + "\n")
+    base = ["run", "--data", str(long_csv), "--text-column", "body", "--label-column", "stars"]
+    base += ["--sim", "real", "--n", "50", "--preset", "smoke", "--set", "max_new_tokens=8"]
+    base += ["--set", "pool=60", "--set", "golden=60", "--out", str(tmp_path / "res")]
+    assert main([*base, "--no-progress", "-q"]) == 0
+    (cut,) = (tmp_path / "res" / "reviews").glob("real-*")
+    gens = store.read_generations(cut)
+    assert len(gens) == 50
+    assert all(g.details["truncated"] and g.details["tokens"] == 8 for g in gens)
+    assert all(len(g.text.split()) < 12 for g in gens)
+    assert store.read_json(cut / "config.json")["task"]["name"] == "reviews"
+    full = [*base, "--set", "simulator.length_matched=false", "--no-progress", "-q"]
+    assert main(full) == 0
+    other = [d for d in (tmp_path / "res" / "reviews").glob("real-*") if d != cut]
+    assert len(other) == 1  # a different fingerprint
+    assert all(len(g.text.split()) > 30 for g in store.read_generations(other[0]))
+
+
+def test_no_task_and_no_data_is_a_one_line_error(capsys):
+    assert main(["run", "--sim", "real"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--task" in err and "--data" in err

@@ -10,9 +10,8 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from mop_bench.registry import suggest
+from mop_bench.yaml_load import load_yaml
 
 #: The derived context field holding an example's label name.
 LABEL_NAME = "label_name"
@@ -150,15 +149,24 @@ def clean_text(card: TaskCard, text: str) -> str:
 
 
 def template_fields(template: str) -> tuple[str, ...]:
-    """Placeholder names of a `str.format` template, in order of first use."""
+    """Placeholder names of a `str.format` template, in order of first use.
+
+    Only plain field names are allowed: `str.format` also evaluates attribute access
+    and indexing (`{label_name.__class__.__mro__}` prints class internals), and a
+    card is untrusted input, so `.`, `[` and nested `{}` in a format spec are refused."""
     names: list[str] = []
-    for _, name, _, _ in string.Formatter().parse(template):
-        if name is not None:
-            base = re.split(r"[.\[]", name, maxsplit=1)[0]
-            if not base:
-                raise ValueError(f"positional placeholder '{{}}' in template {template!r}")
-            if base not in names:
-                names.append(base)
+    for _, name, spec, _ in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name or name.isdigit():
+            raise ValueError(f"positional placeholder '{{{name}}}' in template {template!r}")
+        if re.search(r"[.\[\]]", name) or (spec and "{" in spec):
+            raise ValueError(
+                f"placeholder '{{{name}}}' in template {template!r}: only plain field names "
+                "are allowed (no attribute access, indexing or nested fields)"
+            )
+        if name not in names:
+            names.append(name)
     return tuple(names)
 
 
@@ -188,9 +196,10 @@ def load_card(path: Path) -> TaskCard:
     """Read and validate one task card (YAML); every error names the file."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: cannot read task card: {exc}") from exc
+    raw = load_yaml(text, str(path))
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: a task card must be a YAML mapping of keys to values")
     raw.setdefault("name", path.stem)

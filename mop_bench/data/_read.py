@@ -46,16 +46,35 @@ class RawSplit:
 
 
 def split_location(card: TaskCard, split: str, data_dir: Path | None) -> Path | None:
-    """The file a split is read from, or None when it must come from the Hub."""
+    """The file a split is read from, or None when it must come from the Hub.
+
+    A card file is untrusted input: its split paths (and `mirror_dir`) must be relative
+    and stay inside the card's folder (or the data directory). The one absolute path
+    allowed is the data file the user named on the command line (`--data`), which is
+    the source of the ad-hoc card built for it."""
     name = card.splits[split]
     if card.mirror_dir is None:
-        path = Path(name).expanduser()
-        if not path.is_absolute() and card.source:
-            path = Path(card.source).resolve().parent / path
-        return path
+        if not card.source:  # a card built in code: its paths are the caller's own
+            return Path(name).expanduser()
+        if Path(name) == Path(card.source):
+            return Path(name)  # the --data file itself
+        return _inside(Path(card.source).resolve().parent, name, f"{split} split", card)
     if data_dir is None:
         return None
-    return data_dir / card.mirror_dir / name
+    folder = _inside(data_dir, card.mirror_dir, "mirror_dir", card)
+    return _inside(folder, name, f"{split} split", card)
+
+
+def _inside(base: Path, rel: str, what: str, card: TaskCard) -> Path:
+    """`base / rel`, refusing a `rel` that is absolute, starts with `~` or climbs `..`."""
+    path = Path(rel)
+    if path.is_absolute() or rel.startswith("~") or ".." in path.parts:
+        raise DataError(
+            f"{card.source or f'task {card.name!r}'}: {what} path {rel!r} leaves {base}; "
+            "paths in a task card must be relative and stay inside the card's folder (or "
+            "the data directory). To use a file elsewhere, name it yourself with --data FILE"
+        )
+    return base / path
 
 
 def needed_columns(card: TaskCard) -> list[str]:
@@ -74,6 +93,11 @@ def read_split(
     if path is None:
         source, columns, present = _read_hub(card, split, progress=progress)
     else:
+        if path.is_dir():
+            raise DataError(
+                f"task {card.name!r}: {split} split {path} is a directory, not a data file "
+                f"({', '.join(FORMATS)})"
+            )
         if not path.is_file():
             raise FileNotFoundError(missing_file_message(card, split, path))
         source = str(path)
@@ -125,10 +149,42 @@ def read_columns(path: Path, columns: list[str]) -> tuple[dict[str, Any], list[s
         return {c: frame[c].tolist() for c in columns}, present
     except (DataError, FileNotFoundError):
         raise
+    except UnicodeDecodeError as exc:
+        raise not_utf8(path, exc) from exc
     except Exception as exc:  # any parser failure: say which file could not be read
         raise DataError(
             f"{path}: cannot read {suffix[1:]} file: {type(exc).__name__}: {exc}"
         ) from exc
+
+
+def not_utf8(path: Path, exc: UnicodeDecodeError) -> DataError:
+    """Where a file stops being UTF-8 (line and byte offset) and what to do about it."""
+    offset = 0
+    with open(path, "rb") as fh:
+        for lineno, line in enumerate(fh, 1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                guess = _guess_encoding(path)
+                return DataError(
+                    f"{path}: not UTF-8 text: byte 0x{line[err.start]:02x} at byte offset "
+                    f"{offset + err.start} (line {lineno}) cannot be decoded. The file looks "
+                    f"like {guess}; convert it to UTF-8, e.g. `iconv -f {guess} -t UTF-8 "
+                    f"{path.name} > {path.stem}.utf8{path.suffix}`"
+                )
+            offset += len(line)
+    return DataError(f"{path}: not UTF-8 text ({exc}); convert it to UTF-8")
+
+
+def _guess_encoding(path: Path) -> str:
+    try:
+        from charset_normalizer import from_path
+
+        best = from_path(path).best()
+    except Exception:  # the guess is only a hint; any failure falls back to the usual one
+        best = None
+    enc = getattr(best, "encoding", None)
+    return enc if enc and enc.lower().replace("-", "_") not in ("utf_8", "ascii") else "cp1252"
 
 
 def _read_jsonl(path: Path, columns: list[str]) -> tuple[dict[str, Any], list[str]]:
@@ -207,9 +263,10 @@ def _is_missing(value: Any) -> bool:
 
 def _validate(card: TaskCard, source: str, columns: dict[str, Any], present: list[str]) -> RawSplit:
     texts = columns[card.text_column]
-    bad = _first_empty_text(texts)
+    bad = _first_bad_text(texts)
     if bad is not None:
-        raise DataError(f"{source}: row {bad}: field {card.text_column!r} is empty or missing")
+        row, why = bad
+        raise DataError(f"{source}: row {row}: field {card.text_column!r} {why}")
     labels: list[int | None]
     if card.label_column:
         labels = _label_indices(card, source, columns[card.label_column])
@@ -227,22 +284,28 @@ def _validate(card: TaskCard, source: str, columns: dict[str, Any], present: lis
     return RawSplit(source=source, texts=texts, labels=labels, fields=fields)
 
 
-def _first_empty_text(texts: Any) -> int | None:
+def _first_bad_text(texts: Any) -> tuple[int, str] | None:
+    """(row, what is wrong) for the first text that is missing, empty or not a string."""
     if isinstance(texts, list):
         for i, t in enumerate(texts):
-            if not isinstance(t, str) or not t.strip():
-                return i
+            if _is_missing(t):
+                return i, "is empty or missing"
+            if not isinstance(t, str):
+                shown = repr(t) if len(repr(t)) <= 40 else repr(t)[:37] + "..."
+                return i, f"holds a {type(t).__name__} ({shown}), not text"
+            if not t.strip():
+                return i, "is empty"
         return None
     import pyarrow as pa
     import pyarrow.compute as pc
 
     if not pa.types.is_string(texts.type) and not pa.types.is_large_string(texts.type):
-        return 0 if len(texts) else None
+        return (0, f"holds {texts.type} values, not text") if len(texts) else None
     empty = pc.or_kleene(
         pc.is_null(texts), pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(texts)), 0)
     )
     idx = pc.index(empty.fill_null(True), True).as_py()
-    return None if idx < 0 else idx
+    return None if idx < 0 else (idx, "is empty or missing")
 
 
 def _native(value: Any) -> Any:

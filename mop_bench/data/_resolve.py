@@ -51,7 +51,8 @@ def resolve_task(
         Path(data_file),
         text_column=text_column,
         label_column=label_column,
-        name=name_or_path or None,
+        # Named by --task; else (no --task, or the data path itself) by the file's stem.
+        name=None if name_or_path.lower().endswith(FORMATS) else name_or_path or None,
         base=base,
     )
 
@@ -77,6 +78,10 @@ def adhoc_card(
 ) -> TaskCard:
     """A card for a user's data file (see `resolve_task`)."""
     path = path.expanduser().resolve()
+    if path.is_dir():
+        raise DataError(
+            f"data file {path} is a directory; --data takes one file ({', '.join(FORMATS)})"
+        )
     if not path.is_file():
         raise FileNotFoundError(f"data file {path} does not exist")
     text_column = text_column or (base.text_column if base else "text")

@@ -15,8 +15,17 @@ import numpy as np
 
 #: A prompt is either plain text (sent as one user message) or chat messages
 #: [{"role": "system"|"user"|"assistant", "content": str}, ...]. Backends apply the
-#: model's chat template where it has one.
+#: model's chat template where it has one. A final "assistant" message is a pre-filled
+#: start of the answer, which generation continues (its text is not repeated in the
+#: completion).
 Prompt = str | list[dict[str, str]]
+
+
+def split_prefill(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
+    """(messages to render with the generation prompt, pre-filled answer text)."""
+    if messages and messages[-1].get("role") == "assistant":
+        return messages[:-1], str(messages[-1].get("content") or "")
+    return messages, ""
 
 
 @dataclass(frozen=True)

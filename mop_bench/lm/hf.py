@@ -10,13 +10,16 @@ from typing import Any
 
 import numpy as np
 
-from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore
+from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore, split_prefill
 from mop_bench.lm.sampling import MIN_SHARED_PREFIX, DecoderParts, common_prefix, generate_batch
 
 #: Scoring batches close early when padding would exceed this fraction of the batch...
 MAX_PADDING = 0.1
 #: ...once they hold this many real tokens (enough rows for efficient matmuls).
 MIN_BATCH_TOKENS = 1024
+#: Scoring rows whose prompts share at least this fraction of their tokens are batched
+#: together (and their common prefix run once).
+GROUP_PREFIX_SHARE = 0.5
 
 
 def available_cores() -> int:
@@ -145,13 +148,15 @@ class TransformersLM:
 
     def prompt_ids(self, prompt: Prompt) -> list[int]:
         """Token ids of a prompt, chat template applied (with the assistant header)
-        where the tokenizer has one."""
+        where the tokenizer has one. A final assistant message is a pre-filled start of
+        the answer: generation continues it (see `split_prefill`)."""
         if self.has_chat_template:
             messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+            messages, prefill = split_prefill(list(messages))
             text = self.tokenizer.apply_chat_template(
-                list(messages), add_generation_prompt=True, tokenize=False
+                messages, add_generation_prompt=True, tokenize=False
             )
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            return list(self.tokenizer(text + prefill, add_special_tokens=False)["input_ids"])
         if not isinstance(prompt, str):
             raise ValueError(
                 f"{self.name}: the tokenizer has no chat template, so prompts must be plain "
@@ -179,6 +184,30 @@ class TransformersLM:
             real += lengths[i]
         if batch:
             yield batch
+
+    def _score_batches(self, heads: list[list[int]], lengths: list[int]) -> Iterator[list[int]]:
+        """Rows that share most of their prompt (a (persona, exemplar) prompt scored
+        for many continuations) are batched together, so that the shared prefix runs
+        once per batch (`_score_batch`); the other rows in length order."""
+        order = sorted(range(len(heads)), key=lambda i: heads[i])
+        groups: list[list[int]] = []
+        for i in order:
+            if groups:
+                first = heads[groups[-1][0]]
+                shared = common_prefix([first, heads[i]])
+                if shared >= max(
+                    MIN_SHARED_PREFIX, GROUP_PREFIX_SHARE * min(len(first), len(heads[i]))
+                ):
+                    groups[-1].append(i)
+                    continue
+            groups.append([i])
+        singles = sorted((g[0] for g in groups if len(g) == 1), key=lambda i: lengths[i])
+        for group in groups:
+            if len(group) > 1 and self._lean_model() is not None:
+                yield from self._batches(sorted(group, key=lambda i: lengths[i]), lengths)
+            elif len(group) > 1:
+                singles = sorted([*singles, *group], key=lambda i: lengths[i])
+        yield from self._batches(singles, lengths)
 
     def _bar(self, total: int, desc: str) -> Any:
         from tqdm.auto import tqdm
@@ -280,11 +309,10 @@ class TransformersLM:
             heads.append(head)
             tails.append(tail[:max_tokens] if max_tokens is not None else tail)
         lengths = [len(h) + len(t) for h, t in zip(heads, tails, strict=False)]
-        order = sorted(range(len(heads)), key=lambda i: lengths[i])
         results: list[SequenceScore | None] = [None] * len(heads)
         bar = self._bar(len(heads), "score")
         with torch.inference_mode():
-            for batch in self._batches(order, lengths):
+            for batch in self._score_batches(heads, lengths):
                 per_row = self._score_batch(
                     [heads[i] for i in batch], [tails[i] for i in batch], taus
                 )

@@ -9,7 +9,6 @@ cache and later loads take about a second.
 from __future__ import annotations
 
 import contextlib
-import functools
 import importlib.util
 import logging
 import os
@@ -101,28 +100,11 @@ def cpu_has_native_bf16() -> bool:
     return bool({"avx512_bf16", "amx_bf16"} & _flags())
 
 
-@functools.lru_cache(maxsize=1)
-def bf16_speedup() -> float:
-    """fp32 time / bf16 time of a 1024 x 1024 matmul, measured once per process."""
-    import torch
-
-    def best(dtype: torch.dtype) -> float:
-        a = torch.ones(1024, 1024, dtype=dtype)
-        b = torch.ones(1024, 1024, dtype=dtype)
-        a @ b  # warm-up: oneDNN picks and caches its kernel on the first call
-        times = []
-        for _ in range(5):
-            start = time.perf_counter()
-            a @ b
-            times.append(time.perf_counter() - start)
-        return min(times)
-
-    return best(torch.float32) / best(torch.bfloat16)
-
-
 def choose_dtype(dtype: str, device: str = "cpu") -> str:
-    """Resolve "auto": bfloat16 on CUDA with bf16 support, or on a CPU with native bf16
-    where a bf16 matmul is measurably faster than fp32; float32 otherwise."""
+    """Resolve "auto" from the hardware alone (never from a timing, which a busy machine
+    can flip): bfloat16 on CUDA with bf16 support, or on a CPU that computes bf16 in
+    hardware (AVX512-BF16 or AMX, where bf16 matmuls run about 2x fp32); float32
+    otherwise."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if dtype != "auto":
@@ -131,7 +113,7 @@ def choose_dtype(dtype: str, device: str = "cpu") -> str:
 
     if device.startswith("cuda"):
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
-    if cpu_has_native_bf16() and bf16_speedup() > 1.2:
+    if cpu_has_native_bf16():
         return "bfloat16"
     return "float32"
 

@@ -1,37 +1,73 @@
-"""Adapter for any OpenAI-compatible server (vLLM, llama.cpp server, TGI, ...).
+"""Adapter for any OpenAI-compatible server (vLLM, llama-cpp-python, TGI, SGLang, ...).
 
-Standard library only (urllib). As the protocol says, a plain-string prompt is one
-user message: it goes to /v1/chat/completions, where the server applies the model's
-chat template (as do message lists). With `chat=False`, strings go to /v1/completions
-as raw text instead. Scoring uses the legacy completions "echo" trick: send prompt +
-continuation with `echo=True, logprobs=1, max_tokens=0` and sum the log-probs of the
-tokens that fall inside the continuation. Servers only report log-probs at
-temperature 1, so other scoring temperatures raise NotImplementedError.
+Generation: a plain-string prompt is one user message and goes to
+/v1/chat/completions, where the server applies the model's chat template (as do
+message lists); with `chat=False` strings go to /v1/completions as raw text. A message
+list whose last message is the assistant's is a turn to *continue*: vLLM takes it with
+`continue_final_message` on /v1/chat/completions; other engines cannot, so the adapter
+renders the chat template itself (the model's tokenizer) and sends raw text.
+
+Scoring (the "echo" trick, as lm-evaluation-harness does it): the prompt is rendered
+to text (the chat template via the model's tokenizer unless `chat=False`), prompt +
+continuation go to /v1/completions with `echo=True, logprobs=1, max_tokens=1`, and the
+continuation's log-probs are the echoed entries whose `text_offset` falls inside the
+continuation. The generated entry (offset at the end of the text) is dropped.
+`max_tokens=0` is never sent: llama-cpp-python takes it as "unlimited". On vLLM the
+request also asks for `prompt_logprobs`, which carries each prompt token's id, and
+checks that it agrees with the echo. Servers only report log-probs at temperature 1,
+so other scoring temperatures raise NotImplementedError.
+
+Whether a server's echoed log-probs can be trusted at all is what `mop-bench doctor`
+checks (`mop_bench.lm.doctor`); `require_scoring_ok(lm)` there refuses to score
+through a server that failed it.
 """
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore
+from mop_bench.lm.chat import as_messages, continues_assistant, render_chat
+from mop_bench.lm.http import HTTPClient, ServerError, one_line, public_url
+
+__all__ = ["Echo", "OpenAICompatLM", "ServerError", "render_chat"]
 
 
-class ServerError(RuntimeError):
-    """The server answered with an error or with a body we cannot use."""
+@dataclass(frozen=True)
+class Echo:
+    """What /v1/completions echoed for one text (`echo=True, logprobs=1, max_tokens=1`)."""
+
+    text: str
+    tokens: list[str]
+    offsets: list[int]
+    values: list[float | None]
+    """Echoed log-prob per entry (None for the first token, which has no context)."""
+    prompt_tokens: int | None
+    """The server's `usage.prompt_tokens` (None where it does not report usage)."""
+    token_ids: list[int] | None
+    """Prompt token ids from vLLM's `prompt_logprobs` (None on other engines)."""
+
+    def in_text(self) -> list[int]:
+        """Indices of the entries that echo the sent text (not the generated token)."""
+        return [i for i, o in enumerate(self.offsets) if o < len(self.text)]
 
 
 class OpenAICompatLM:
     """`LanguageModel` over HTTP. Requests run `concurrency` at a time (servers batch
     concurrent requests themselves); each carries its own `seed` and `temperature`, so
-    determinism is as good as the server's seeded sampling."""
+    determinism is as good as the server's seeded sampling (`mop-bench doctor` checks).
+
+    `tokenizer` (a name for `mop_bench.lm.loading.load_tokenizer`, or a tokenizer) is
+    the model's, used to render chat templates for scoring; it defaults to `model`, so
+    serve the model under its alias or Hub id (`--served-model-name`). `extra_body`
+    is merged into every generation request (engine-specific options such as vLLM's
+    `min_tokens`)."""
 
     def __init__(
         self,
@@ -41,85 +77,152 @@ class OpenAICompatLM:
         api_key: str | None = None,
         timeout: float = 120.0,
         concurrency: int = 8,
-        retries: int = 2,
+        retries: int = 3,
         chat: bool = True,
         progress: bool = False,
+        tokenizer: Any = None,
+        extra_body: dict[str, Any] | None = None,
     ) -> None:
-        self.base_url = base_url.rstrip("/")
-        if not self.base_url.endswith("/v1"):
-            self.base_url += "/v1"
+        base = base_url.rstrip("/")
+        if not base.endswith("/v1"):
+            base += "/v1"
+        self.base_url = base
         self.model = model
-        self.api_key = api_key
-        self.timeout = timeout
-        self.concurrency = max(1, concurrency)
-        self.retries = retries
         self.chat = chat
+        self.concurrency = max(1, concurrency)
         self.progress = progress
-        self.name = f"{model} [openai-compatible {self.base_url}]"
+        self.http = HTTPClient(base, api_key=api_key, timeout=timeout, retries=retries)
+        # the identity recorded with results: no credentials, no query string
+        self.name = f"{model} [openai-compatible {public_url(base)}]"
         self.stats = LMStats()
+        self._tokenizer = tokenizer
+        self.extra_body = dict(extra_body or {})
+        self._info: dict[str, Any] | None = None
 
-    # -- HTTP ------------------------------------------------------------------------
+    # -- the server ------------------------------------------------------------------
 
-    def _post(self, route: str, body: dict[str, Any]) -> dict[str, Any]:
-        url = f"{self.base_url}/{route}"
-        headers = {"Content-Type": "application/json"}
-        if self.api_key:
-            headers["Authorization"] = f"Bearer {self.api_key}"
-        data = json.dumps(body).encode()
-        for attempt in range(self.retries + 1):
-            request = urllib.request.Request(url, data=data, headers=headers, method="POST")
+    def server_info(self) -> dict[str, Any]:
+        """Engine, version and served models (asked once). Raises ServerError if the
+        server is down or does not serve `model`."""
+        if self._info is not None:
+            return self._info
+        listing = self.http.request("models")
+        data = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(data, list):
+            raise ServerError(
+                f"{self.http.public}/models: not a model list: {one_line(str(listing))}"
+            )
+        served = [str(m.get("id")) for m in data if isinstance(m, dict)]
+        if self.model not in served:
+            raise ServerError(
+                f"the server at {self.http.public} does not serve model {self.model!r}; "
+                f"it serves: {', '.join(served) or 'nothing'} (pass one of these as --model)"
+            )
+        owner = next(str(m.get("owned_by")) for m in data if m.get("id") == self.model)
+        engine = {"vllm": "vllm", "llamacpp": "llama.cpp", "me": "llama-cpp-python"}.get(
+            owner, "unknown"
+        )
+        version = None
+        if engine == "vllm":
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return json.loads(response.read())
-            except urllib.error.HTTPError as err:
-                detail = err.read()[:500].decode(errors="replace")
-                # 4xx means the request itself is wrong: retrying cannot help
-                if err.code < 500 or attempt == self.retries:
-                    raise ServerError(f"POST {url} -> HTTP {err.code}: {detail}") from err
-            except (urllib.error.URLError, TimeoutError, ConnectionError) as err:
-                if attempt == self.retries:
-                    raise ServerError(
-                        f"POST {url} failed after {attempt + 1} tries: {err}"
-                    ) from err
-            time.sleep(0.5 * 2**attempt)
-        raise AssertionError("unreachable")
+                version = str(self.http.request("/version").get("version"))
+            except (ServerError, AttributeError):
+                version = None
+        self._info = {
+            "url": self.http.public,
+            "model": self.model,
+            "engine": engine,
+            "engine_version": version,
+            "owned_by": owner,
+        }
+        return self._info
 
-    def _map(self, fn: Any, items: Sequence[Any], desc: str) -> list[Any]:
+    @property
+    def engine(self) -> str:
+        return str(self.server_info()["engine"])
+
+    def describe(self) -> dict[str, Any]:
+        """What to record with results: the public URL, model, engine and its version."""
+        return {"backend": "openai", **self.server_info()}
+
+    @property
+    def tokenizer(self) -> Any:
+        if self._tokenizer is None or isinstance(self._tokenizer, str):
+            from mop_bench.lm.loading import load_tokenizer
+
+            name = self._tokenizer or self.model
+            try:
+                self._tokenizer = load_tokenizer(name)
+            except (OSError, ValueError) as err:
+                raise ValueError(
+                    f"{self.name}: scoring and continuing assistant turns render the chat "
+                    f"template locally, which needs the model's tokenizer; loading {name!r} "
+                    f"failed ({one_line(str(err), 200)}). Serve the model under its alias or "
+                    f"Hub id, or pass tokenizer="
+                ) from None
+        return self._tokenizer
+
+    def _map(self, fn: Callable[[Any], Any], items: Sequence[Any], desc: str) -> list[Any]:
+        """fn over items, `concurrency` at a time, results in input order. On the first
+        failure the requests not yet started are cancelled and the error raised."""
         from tqdm.auto import tqdm
 
+        results: list[Any] = [None] * len(items)
+        bar = tqdm(total=len(items), desc=desc, disable=not self.progress, leave=False)
         with ThreadPoolExecutor(self.concurrency) as pool:
-            return list(
-                tqdm(
-                    pool.map(fn, items),
-                    total=len(items),
-                    desc=desc,
-                    disable=not self.progress,
-                    leave=False,
-                )
-            )
+            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+            try:
+                for future in as_completed(futures):
+                    results[futures[future]] = future.result()
+                    bar.update(1)
+            except BaseException:
+                for future in futures:
+                    future.cancel()
+                raise
+            finally:
+                bar.close()
+        return results
 
     # -- generate --------------------------------------------------------------------
 
-    def _generate_one(self, args: tuple[Prompt, float, int, int, float]) -> Completion:
-        prompt, temperature, seed, max_new_tokens, top_p = args
+    def generation_request(
+        self, prompt: Prompt, *, temperature: float, seed: int, max_tokens: int, top_p: float
+    ) -> tuple[str, dict[str, Any]]:
+        """The (route, body) the adapter sends to generate from `prompt`."""
         body: dict[str, Any] = {
             "model": self.model,
-            "max_tokens": max_new_tokens,
+            "max_tokens": max_tokens,
             "temperature": temperature,
             "top_p": top_p,
             "seed": seed,
+            **self.extra_body,
         }
         if isinstance(prompt, str) and not self.chat:
-            answer = self._post("completions", {**body, "prompt": prompt})
-            choice = _first_choice(answer, "completions")
+            return "completions", {**body, "prompt": prompt}
+        if continues_assistant(prompt) and self.engine != "vllm":
+            # only vLLM continues a final assistant message; elsewhere render it here
+            text = render_chat(self.tokenizer, prompt)
+            return "completions", {**body, "prompt": text}
+        body["messages"] = as_messages(prompt)
+        if continues_assistant(prompt):
+            body |= {"continue_final_message": True, "add_generation_prompt": False}
+        return "chat/completions", body
+
+    def _generate_one(self, args: tuple[Prompt, float, int, int, float]) -> Completion:
+        prompt, temperature, seed, max_new_tokens, top_p = args
+        route, body = self.generation_request(
+            prompt, temperature=temperature, seed=seed, max_tokens=max_new_tokens, top_p=top_p
+        )
+        answer = self.http.request(route, body)
+        choice = first_choice(answer, route)
+        if route == "completions":
             text = choice.get("text")
         else:
-            messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
-            answer = self._post("chat/completions", {**body, "messages": list(messages)})
-            choice = _first_choice(answer, "chat/completions")
             text = (choice.get("message") or {}).get("content")
         if not isinstance(text, str):
-            raise ServerError(f"server answer has no generated text: {json.dumps(answer)[:300]}")
+            raise ServerError(
+                f"/{route}: the answer has no generated text: {one_line(str(answer))}"
+            )
         usage = answer.get("usage") or {}
         n_tokens = usage.get("completion_tokens")
         return Completion(text, int(n_tokens) if n_tokens is not None else -1)
@@ -140,10 +243,13 @@ class OpenAICompatLM:
                 f"generate: {len(prompts)} prompts but {len(temperatures)} temperatures "
                 f"and {len(seeds)} seeds"
             )
+        if max_new_tokens < 1:
+            # 0 means "unlimited" on llama-cpp-python: never send it
+            raise ValueError(f"generate: max_new_tokens must be >= 1, got {max_new_tokens}")
         start = time.perf_counter()
         jobs = [
             (p, float(t), int(s), int(max_new_tokens), float(top_p))
-            for p, t, s in zip(prompts, temperatures, seeds, strict=False)
+            for p, t, s in zip(prompts, temperatures, seeds, strict=True)
         ]
         out = self._map(self._generate_one, jobs, "generate")
         self.stats.add_generate(
@@ -153,40 +259,80 @@ class OpenAICompatLM:
 
     # -- score -----------------------------------------------------------------------
 
-    def _score_one(self, args: tuple[str, str, int | None, bool]) -> SequenceScore:
-        prompt, continuation, max_tokens, per_token = args
-        answer = self._post(
-            "completions",
-            {
-                "model": self.model,
-                "prompt": prompt + continuation,
-                "max_tokens": 0,
-                "echo": True,
-                "logprobs": 1,
-                "temperature": 1.0,
-            },
-        )
-        logprobs = _first_choice(answer, "completions").get("logprobs") or {}
-        values = logprobs.get("token_logprobs")
-        offsets = logprobs.get("text_offset")
-        if (
-            not isinstance(values, list)
-            or not isinstance(offsets, list)
-            or len(values) != len(offsets)
+    def render(self, prompt: Prompt) -> tuple[str, bool]:
+        """(text, rendered): the prompt as scoring sends it, and whether it is a
+        rendered chat template (which carries its own special tokens, so the server
+        must not add a BOS again, as the transformers backend does not)."""
+        if isinstance(prompt, str) and not self.chat:
+            return prompt, False
+        return render_chat(self.tokenizer, prompt), True
+
+    def echo(self, text: str, *, rendered: bool = False) -> Echo:
+        """Echoed log-probs of every token of `text` (one generated token, at T = 1)."""
+        body: dict[str, Any] = {
+            "model": self.model,
+            "prompt": text,
+            "max_tokens": 1,
+            "echo": True,
+            "logprobs": 1,
+            "temperature": 1.0,
+        }
+        vllm = self.engine == "vllm"
+        if vllm:
+            body["prompt_logprobs"] = 0
+            if rendered:
+                body["add_special_tokens"] = False
+        answer = self.http.request("completions", body)
+        choice = first_choice(answer, "completions")
+        logprobs = choice.get("logprobs") or {}
+        values, offsets = logprobs.get("token_logprobs"), logprobs.get("text_offset")
+        tokens = logprobs.get("tokens")
+        if not (
+            isinstance(values, list)
+            and isinstance(offsets, list)
+            and isinstance(tokens, list)
+            and len(values) == len(offsets) == len(tokens)
         ):
             raise ServerError(
-                "server did not echo prompt log-probs (needs echo=True with logprobs and "
-                f"text_offset in /v1/completions): {json.dumps(answer)[:300]}"
+                f"{self.http.public}: the server did not echo prompt log-probs (scoring needs "
+                f"token_logprobs, tokens and text_offset from /v1/completions with echo=True "
+                f"and logprobs): {one_line(str(answer))}"
             )
-        # Tokens that start at or after the end of the prompt belong to the continuation.
-        # A token straddling the boundary (prompt and continuation merged by the
-        # tokenizer) counts as prompt; end prompts on whitespace to avoid that.
-        picked = [
-            v for v, o in zip(values, offsets, strict=False) if o >= len(prompt) and v is not None
-        ]
+        usage = answer.get("usage") or {}
+        ids = None
+        if vllm:
+            ids, values = _prompt_logprobs(choice, values, len(text), offsets)
+        return Echo(
+            text=text,
+            tokens=[str(t) for t in tokens],
+            offsets=[int(o) for o in offsets],
+            values=[None if v is None else float(v) for v in values],
+            prompt_tokens=usage.get("prompt_tokens"),
+            token_ids=ids,
+        )
+
+    def _score_one(self, args: tuple[str, bool, str, int | None, bool]) -> SequenceScore:
+        prompt, rendered, continuation, max_tokens, per_token = args
+        echo = self.echo(prompt + continuation, rendered=rendered)
+        end = len(prompt + continuation)
+        # Entries starting inside the continuation; the generated one starts at `end`.
+        # A token straddling the boundary (the tokenizer merged prompt and
+        # continuation) counts as prompt, as text_offset says it starts there.
+        picked = [i for i, o in enumerate(echo.offsets) if len(prompt) <= o < end]
+        if continuation and not picked:
+            raise ServerError(
+                f"{self.http.public}: no echoed token starts inside the continuation "
+                f"{one_line(continuation, 60)!r}; cannot score it"
+            )
         if max_tokens is not None:
             picked = picked[:max_tokens]
-        tokens = np.asarray(picked, dtype=np.float64).reshape(-1, 1)
+        values = [echo.values[i] for i in picked]
+        if any(v is None for v in values):
+            raise ServerError(
+                f"{self.http.public}: the echo has no log-prob for a continuation token "
+                f"(text_offset {[echo.offsets[i] for i in picked]})"
+            )
+        tokens = np.asarray(values, dtype=np.float64).reshape(-1, 1)
         return SequenceScore(
             logprob=tokens.sum(0),
             n_tokens=len(picked),
@@ -202,7 +348,7 @@ class OpenAICompatLM:
         max_tokens: int | None = None,
         per_token: bool = False,
     ) -> list[SequenceScore]:
-        if any(float(t) != 1.0 for t in temperatures) or len(temperatures) != 1:
+        if len(temperatures) != 1 or float(temperatures[0]) != 1.0:
             raise NotImplementedError(
                 f"{self.name}: OpenAI-compatible servers only return log-probs at temperature "
                 f"1.0 (asked for {list(temperatures)}); fit temperatures with the transformers "
@@ -212,29 +358,48 @@ class OpenAICompatLM:
             raise ValueError(
                 f"score: {len(prompts)} prompts but {len(continuations)} continuations"
             )
-        if self.chat:
-            raise NotImplementedError(
-                f"{self.name}: servers apply the chat template only when generating; scoring "
-                f"sends raw text to /v1/completions. Create the backend with chat=False and "
-                f"pass prompts with the template already rendered"
-            )
-        for i, p in enumerate(prompts):
-            if not isinstance(p, str):
-                raise NotImplementedError(
-                    f"score: prompt {i} is a message list; /v1/completions scores raw text only, "
-                    f"so render the chat template yourself and pass a string"
-                )
+        if max_tokens is not None and max_tokens < 0:
+            raise ValueError(f"score: max_tokens must be >= 0, got {max_tokens}")
         start = time.perf_counter()
-        jobs = [
-            (str(p), c, max_tokens, per_token) for p, c in zip(prompts, continuations, strict=False)
-        ]
+        jobs = []
+        for p, c in zip(prompts, continuations, strict=True):
+            text, rendered = self.render(p)
+            jobs.append((text, rendered, c, max_tokens, per_token))
         out = self._map(self._score_one, jobs, "score")
         self.stats.add_score(len(out), sum(s.n_tokens for s in out), time.perf_counter() - start)
         return out
 
 
-def _first_choice(answer: dict[str, Any], route: str) -> dict[str, Any]:
-    choices = answer.get("choices")
+def _prompt_logprobs(
+    choice: dict[str, Any], echoed: list[Any], length: int, offsets: list[Any]
+) -> tuple[list[int], list[Any]]:
+    """vLLM's `prompt_logprobs` (one {token_id: {logprob}} per prompt token, None first):
+    the prompt's token ids, and the echoed values with the prompt part taken from it.
+    Its length must equal the number of echoed entries inside the text."""
+    entries = choice.get("prompt_logprobs")
+    n_text = sum(1 for o in offsets if int(o) < length)
+    if not isinstance(entries, list) or len(entries) != n_text:
+        got = len(entries) if isinstance(entries, list) else "none"
+        raise ServerError(
+            f"vLLM's prompt_logprobs ({got} entries) do not match the {n_text} echoed prompt tokens"
+        )
+    ids: list[int] = []
+    values = list(echoed)
+    for i, entry in enumerate(entries):
+        if entry is None:  # the first token has no context
+            ids.append(-1)
+            continue
+        # prompt_logprobs=0 asks for the actual token only
+        if not isinstance(entry, dict) or len(entry) != 1:
+            raise ServerError(f"vLLM's prompt_logprobs entry {i} is not one token: {entry!r}")
+        ((key, value),) = entry.items()
+        ids.append(int(key))
+        values[i] = float(value["logprob"])
+    return ids, values
+
+
+def first_choice(answer: Any, route: str) -> dict[str, Any]:
+    choices = answer.get("choices") if isinstance(answer, dict) else None
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise ServerError(f"/{route} answer has no choices: {json.dumps(answer)[:300]}")
+        raise ServerError(f"/{route}: the answer has no choices: {one_line(str(answer))}")
     return choices[0]

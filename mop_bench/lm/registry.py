@@ -37,7 +37,8 @@ def _openai(spec: LMSpec, *, batch_size: int, progress: bool) -> LanguageModel:
     return OpenAICompatLM(
         spec.base_url,
         spec.model,
-        api_key=os.environ.get("OPENAI_API_KEY"),
+        # Keys only from the environment (never from the spec, so never recorded).
+        api_key=os.environ.get(os.environ.get("MOP_BENCH_API_KEY_ENV") or "OPENAI_API_KEY"),
         concurrency=batch_size,
         progress=progress,
     )

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore
+from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore, split_prefill
 
 
 def _import_vllm() -> Any:
@@ -44,10 +44,11 @@ class VLLMLM:
             [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         )
         if getattr(self.tokenizer, "chat_template", None):
+            messages, prefill = split_prefill(messages)
             text = self.tokenizer.apply_chat_template(
                 messages, add_generation_prompt=True, tokenize=False
             )
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            return list(self.tokenizer(text + prefill, add_special_tokens=False)["input_ids"])
         if not isinstance(prompt, str):
             raise ValueError(f"{self.name}: no chat template, so prompts must be plain strings")
         return list(self.tokenizer(prompt)["input_ids"])

@@ -71,12 +71,36 @@ def save_gates(path: Path, ckpt: dict[str, Any]) -> None:
 
 
 def load_gates(path: Path) -> dict[str, Any]:
+    """The checkpoint at `path`, read weights-only: a gates file is never unpickled as
+    arbitrary objects, whatever torch's own error message suggests."""
+    import pickle
+
     import torch
 
     try:
-        return torch.load(path, weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
-        raise ValueError(f"{path}: cannot read gates checkpoint: {exc}") from exc
+        ckpt = torch.load(path, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as exc:
+        # Not torch's message: it proposes weights_only=False, which would run any code
+        # the file holds.
+        raise ValueError(
+            f"{path}: not a gates weights file ({type(exc).__name__}); it is damaged or "
+            "was not written by mop-bench. Refit (run without --gates-from, or with "
+            "--overwrite) or point --gates-from at a finished MoP run"
+        ) from exc
+    if not isinstance(ckpt, dict):
+        raise ValueError(f"{path}: not a gates checkpoint (holds a {type(ckpt).__name__})")
+    return ckpt
+
+
+def gates_digest(ckpt: dict[str, Any]) -> str:
+    """Content hash of a gates checkpoint: its config and every tensor's bytes."""
+    h = hashlib.sha256(json.dumps(normalise(ckpt["config"]), sort_keys=True).encode())
+    for name in sorted(ckpt["state"]):
+        tensor = ckpt["state"][name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(tensor.dtype).encode())
+        h.update(tensor.numpy().tobytes())
+    return h.hexdigest()[:16]
 
 
 def resolve_fit_dir(gates_from: Path) -> Path:

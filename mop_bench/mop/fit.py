@@ -1,12 +1,13 @@
-"""Training the gates and temperatures by the top-M truncated mixture likelihood.
+"""Training the gates and temperatures by an importance-weighted mixture likelihood.
 
-    loss_i = - log sum_{(k,j) in topM(x_i)} pi_k(x_i) Omega_kj(x_i) p_LM(y_i | g_k, e_j, x_i; tau_k)
+    loss_i = - log sum_{c in C_i} n_c * pi_k(x_i) Omega_kj(x_i) * p_LM(y_i | g_k, e_j, x_i; tau_k) / D(c)
 
-Each training step: pick every row's top-M pairs with the current gates, score the
-(example, persona, exemplar) triples not yet in the cache in ONE `lm.score` call over
-the whole temperature grid, then take a gradient step on the loss, in which the
-likelihood at tau_k is interpolated between grid points. A row therefore costs at most
-M LM scorings per epoch and no triple is ever scored twice.
+(see `candidates.py` for the candidate sets C_i, draw counts n_c and denominators D).
+Each epoch draws candidates from the current gates and scores the new (example,
+persona, exemplar) triples block by block, one `lm.score` call per block over the
+whole temperature grid; then `inner_steps` passes of gradient steps run over every
+candidate scored so far, with the likelihood at tau_k interpolated between grid points.
+No triple is ever scored twice (the score cache persists, so a killed fit resumes).
 """
 
 from __future__ import annotations
@@ -14,84 +15,22 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from mop_bench.mop.candidates import Block, add_top_m, enumerate_or_sample, make_blocks
 from mop_bench.mop.gates import MixtureGates
 from mop_bench.mop.mixture import Mixture
-from mop_bench.mop.scoring import ScoreCache, interpolate_logprob, triple_key
+from mop_bench.mop.scoring import ScoreCache, block_triples, interpolate_logprob, score_missing
 from mop_bench.spec import FitSpec
 from mop_bench.types import Example
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Trainer choices beyond FitSpec; recorded in fit.json."""
-
-    batch_size: int = 16
-    """Training examples per gradient step (and per `lm.score` call)."""
-    selection: str = "distinct_personas"
-    """How the M pairs are picked. `pairs`: the M largest pi_k * Omega_kj (the paper's
-    wording). `distinct_personas`: the best exemplar of each of the M most likely
-    personas (then the next best pairs if K < M). With near-uniform initial gates plain
-    top pairs tend to pick one persona M times, and its weight then only reinforces
-    itself; distinct personas let every step compare M personas. `explore`: the top M-1
-    personas plus one drawn (seeded, per epoch) from the rest."""
-    lr_schedule: str = "cosine"
-    """`cosine`: the learning rate decays from fit.lr to 0 over all steps, so that tau
-    settles instead of oscillating around a kink of the piecewise-linear likelihood;
-    `constant`: fit.lr throughout."""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def select_pairs(
-    log_w: np.ndarray,
-    m: int,
-    selection: str,
-    jitter: np.ndarray,
-    explore: np.random.Generator | None = None,
-) -> list[tuple[int, int]]:
-    """Top-M (persona, exemplar) pairs of one row. `log_w` is (K, J) with -inf for
-    excluded exemplars; `jitter` (tiny, seeded) breaks ties, e.g. under uniform gates;
-    `explore` draws the exploration persona of the `explore` selection."""
-    keys = np.where(np.isfinite(log_w), log_w + jitter, -np.inf)
-    n_ok = int(np.isfinite(keys).sum())
-    m = min(m, n_ok)
-    flat_order = np.argsort(-keys, axis=None, kind="stable")[:n_ok]
-    j_dim = keys.shape[1]
-    pairs = [(int(f // j_dim), int(f % j_dim)) for f in flat_order]
-    if selection == "pairs":
-        return pairs[:m]
-    if selection not in ("distinct_personas", "explore"):
-        raise ValueError(
-            f"unknown top-M selection {selection!r} (pairs, distinct_personas or explore)"
-        )
-    best: dict[int, tuple[int, int]] = {}
-    for k, j in pairs:  # best pair first, so the first pair of a persona is its best
-        best.setdefault(k, (k, j))
-    ranked = list(best.values())
-    if selection == "explore" and explore is not None and 1 < m < len(ranked):
-        # The last slot goes to a persona drawn uniformly from outside the top M-1, so
-        # that a persona the young gates happen to rank low still gets compared.
-        outside = ranked[m - 1 :]
-        ranked = [*ranked[: m - 1], outside[int(explore.integers(len(outside)))]]
-    chosen = ranked[:m]
-    picked = set(chosen)
-    for pair in pairs:  # K < M: fill with the next best pairs
-        if len(chosen) == m:
-            break
-        if pair not in picked:
-            chosen.append(pair)
-            picked.add(pair)
-    return chosen
 
 
 def make_optimizer(name: str, params: Sequence[Any], lr: float) -> torch.optim.Optimizer:
@@ -104,6 +43,108 @@ def make_optimizer(name: str, params: Sequence[Any], lr: float) -> torch.optim.O
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr)
     raise ValueError(f"fit.optimizer must be adam, adamw or sgd, got {name!r}")
+
+
+@dataclass
+class Features:
+    """Encoder features of the training contexts, personas and gated exemplars."""
+
+    x: torch.Tensor
+    g: torch.Tensor | None
+    e: torch.Tensor | None
+    allowed: torch.Tensor | None
+    """(N, J) exemplar mask per training row (`Mixture.allowed`)."""
+
+    def rows(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        sel = torch.tensor(list(idx), dtype=torch.long)
+        return self.x[sel], None if self.allowed is None else self.allowed[sel]
+
+
+@dataclass
+class BlockTensors:
+    """One block's scored candidates, flattened for the loss."""
+
+    rows: list[int]
+    local: torch.Tensor
+    """(C,) position of each candidate's row inside `rows`."""
+    slot: torch.Tensor
+    ks: torch.Tensor
+    js: torch.Tensor
+    log_weight: torch.Tensor
+    """(C,) log(n_c / D(c))."""
+    ll: torch.Tensor
+    """(C, G) LM log-likelihood at every grid temperature."""
+    n_tokens: torch.Tensor
+    """(rows,) tokens scored per row."""
+
+
+def gate_log_weights(gates: MixtureGates, feats: Features, rows: Sequence[int]) -> torch.Tensor:
+    x, allowed = feats.rows(rows)
+    return gates.log_gates(x, feats.g, feats.e, allowed)
+
+
+def _tensors(block: Block, triples: list, cache: ScoreCache) -> BlockTensors | None:
+    rows = [r for r in block.rows if block.candidates.get(r)]
+    if not rows:
+        return None
+    pos = {r: i for i, r in enumerate(rows)}
+    local, slot, ks, js, lw, ll = [], [], [], [], [], []
+    count: dict[int, int] = {}
+    tokens: dict[int, int] = {}
+    for row, (k, j), key, _ in triples:
+        n, d = block.candidates[row][(k, j)]
+        values, n_tok = cache.get(key)
+        local.append(pos[row])
+        slot.append(count.get(row, 0))
+        count[row] = count.get(row, 0) + 1
+        ks.append(k)
+        js.append(j)
+        lw.append(math.log(n) - math.log(d))
+        ll.append(values)
+        tokens[row] = n_tok
+    as_long = lambda v: torch.tensor(v, dtype=torch.long)  # noqa: E731
+    return BlockTensors(
+        rows=rows,
+        local=as_long(local),
+        slot=as_long(slot),
+        ks=as_long(ks),
+        js=as_long(js),
+        log_weight=torch.tensor(lw, dtype=torch.float64),
+        ll=torch.from_numpy(np.stack(ll)),
+        n_tokens=torch.tensor([tokens[r] for r in rows], dtype=torch.float64),
+    )
+
+
+def row_log_likelihoods(
+    gates: MixtureGates,
+    feats: Features,
+    bt: BlockTensors,
+    grid_t: torch.Tensor,
+    *,
+    renormalize: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(per-row estimate of log p(y_i | x_i), the rows' (B, K, J) log gates)."""
+    log_w = gate_log_weights(gates, feats, bt.rows)
+    lw = log_w[bt.local, bt.ks, bt.js]
+    lp = interpolate_logprob(bt.ll, grid_t, gates.taus()[bt.ks])
+    width = int(bt.slot.max()) + 1
+    terms = torch.full((len(bt.rows), width), float("-inf"), dtype=torch.float64)
+    terms = terms.index_put((bt.local, bt.slot), lw + lp + bt.log_weight)
+    est = torch.logsumexp(terms, dim=1)
+    if renormalize:
+        norm = torch.full_like(terms, float("-inf")).index_put(
+            (bt.local, bt.slot), lw + bt.log_weight
+        )
+        est = est - torch.logsumexp(norm, dim=1)
+    return est, log_w
+
+
+def kl_to_uniform(log_w: torch.Tensor) -> torch.Tensor:
+    """(B,) KL(w_i || uniform over row i's allowed pairs)."""
+    ok = torch.isfinite(log_w)
+    safe = torch.where(ok, log_w, torch.zeros_like(log_w))  # no -inf in any branch's grad
+    plogp = torch.where(ok, safe.exp() * safe, torch.zeros_like(log_w))
+    return plogp.flatten(1).sum(1) + torch.log(ok.flatten(1).sum(1).double())
 
 
 def fit_mixture(
@@ -119,97 +160,133 @@ def fit_mixture(
     fit: FitSpec,
     grid: Sequence[float],
     seed: int,
-    settings: TrainSettings = TrainSettings(),
 ) -> dict[str, Any]:
     """Train `gates` in place; return the fit record (losses, cost, counts)."""
-    t0 = time.perf_counter()
     params = [p for p in gates.parameters() if p.requires_grad]
-    record: dict[str, Any] = {"trained": bool(params), "n_train": len(train)}
     if not params or not train:
-        return record | {"epochs": [], "steps": [], "lm_scorings": 0, "wall_seconds": 0.0}
-    # Two learning rates: the projections start tiny (logits near 0, gates near uniform)
-    # and Adam moves every weight by about lr per step, so the temperature's rate would
-    # turn the gates one-hot within a few steps (seen on Yelp: one exemplar took 0.999).
+        return {"trained": bool(params), "n_train": len(train), "epochs": [], "steps": []} | {
+            "lm_scorings": 0,
+            "wall_seconds": 0.0,
+        }
+    with one_thread():
+        return _fit(mixture, gates, train, x_feat, g_feat, e_feat, lm, cache, fit, grid, seed)
+
+
+@contextmanager
+def one_thread() -> Iterator[None]:
+    """The gate arithmetic runs on one thread: its tensors are tiny, so a second thread
+    only waits (seen 6x slower on a busy 2-core machine), and float sums then cannot
+    depend on the machine's thread count."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _fit(
+    mixture: Mixture,
+    gates: MixtureGates,
+    train: Sequence[Example],
+    x_feat: np.ndarray,
+    g_feat: np.ndarray | None,
+    e_feat: np.ndarray | None,
+    lm: Any,
+    cache: ScoreCache,
+    fit: FitSpec,
+    grid: Sequence[float],
+    seed: int,
+) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    record: dict[str, Any] = {"trained": True, "n_train": len(train)}
+    allowed_np = mixture.allowed(train)
+    feats = Features(
+        x=torch.from_numpy(np.asarray(x_feat, dtype=np.float32)),
+        g=torch.from_numpy(g_feat) if g_feat is not None else None,
+        e=torch.from_numpy(e_feat) if e_feat is not None else None,
+        allowed=None if allowed_np is None else torch.from_numpy(allowed_np),
+    )
+    blocks = make_blocks(
+        train, mixture, allowed_np, fit.train_batch_size, np.random.default_rng([seed, 13])
+    )
+    # Two learning rates: Adam moves every weight by about lr per step, and the
+    # temperature's rate would turn the projections far faster than they should move.
+    gate_params = [p for n, p in gates.named_parameters() if p.requires_grad and n != "log_tau"]
+    tau_params = [p for n, p in gates.named_parameters() if p.requires_grad and n == "log_tau"]
     groups = [
-        {
-            "params": [
-                p for n, p in gates.named_parameters() if p.requires_grad and n != "log_tau"
-            ],
-            "lr": fit.gate_lr,
-            "base_lr": fit.gate_lr,
-        },
-        {
-            "params": [
-                p for n, p in gates.named_parameters() if p.requires_grad and n == "log_tau"
-            ],
-            "lr": fit.lr,
-            "base_lr": fit.lr,
-        },
+        {"params": gate_params, "lr": fit.gate_lr, "base_lr": fit.gate_lr},
+        {"params": tau_params, "lr": fit.lr, "base_lr": fit.lr},
     ]
     opt = make_optimizer(fit.optimizer, [g for g in groups if g["params"]], fit.lr)
-    if settings.lr_schedule not in ("cosine", "constant"):
-        raise ValueError(f"unknown lr_schedule {settings.lr_schedule!r} (cosine or constant)")
-    total_steps = fit.epochs * -(-len(train) // settings.batch_size)
+    total_steps = max(1, fit.epochs * fit.inner_steps * len(blocks))
     grid_t = torch.tensor(list(grid), dtype=torch.float64)
-    x_t = torch.from_numpy(np.asarray(x_feat, dtype=np.float32))
-    g_t = torch.from_numpy(g_feat) if g_feat is not None else None
-    e_t = torch.from_numpy(e_feat) if e_feat is not None else None
-    excl = mixture.exclusion([ex.uid for ex in train])
-    excl_t = torch.from_numpy(excl) if excl is not None else None
-    order_rng = np.random.default_rng([seed, 13])
     stats = getattr(lm, "stats", None)
     before = (stats.score_sequences, stats.score_tokens, stats.score_seconds) if stats else None
-    scored_keys: set[str] = set()
+    step_rng = np.random.default_rng([seed, 19])
     epochs: list[dict[str, Any]] = []
     steps: list[float] = []
-    max_per_row = 0
+    n_scored = 0
     for epoch in range(fit.epochs):
-        losses: list[float] = []
-        new_this_epoch = 0
-        perm = order_rng.permutation(len(train))
-        for start in range(0, len(train), settings.batch_size):
-            batch = perm[start : start + settings.batch_size]
-            b_excl = excl_t[batch] if excl_t is not None else None
+        new = 0
+        tensors: list[BlockTensors] = []
+        for b, block in enumerate(blocks):
             with torch.no_grad():
-                log_w = gates.log_gates(x_t[batch], g_t, e_t, b_excl).numpy()
-            pairs = []
-            for r, i in enumerate(batch.tolist()):
-                jitter = np.random.default_rng([seed, 11, i]).random(log_w.shape[1:]) * 1e-9
-                explore = np.random.default_rng([seed, 17, epoch, i])
-                pairs.append(select_pairs(log_w[r], fit.top_m, settings.selection, jitter, explore))
-            keys, n_new = _score_missing(
-                mixture, train, batch, pairs, lm, cache, fit, grid, scored_keys
-            )
-            new_this_epoch += sum(n_new)
-            max_per_row = max(max_per_row, *n_new)
-            loss = _loss(gates, x_t, g_t, e_t, b_excl, batch, pairs, keys, cache, grid_t, fit)
-            if settings.lr_schedule == "cosine":
+                log_w = gate_log_weights(gates, feats, block.rows).numpy()
+            if fit.selection == "sampled":
+                rng = np.random.default_rng([seed, 17, epoch, b])
+                enumerate_or_sample(block, log_w, fit.candidates, fit.explore, rng)
+            else:
+                add_top_m(block, log_w, fit.top_m, fit.selection, [seed, 11])
+            triples = block_triples(mixture, train, block)
+            new += score_missing(lm, cache, train, triples, grid, fit.score_max_tokens)
+            bt = _tensors(block, triples, cache)
+            if bt is not None:
+                tensors.append(bt)
+        n_scored += new
+        losses: list[float] = []
+        for _ in range(fit.inner_steps):
+            losses = []
+            for t in step_rng.permutation(len(tensors)).tolist():
+                bt = tensors[t]
+                est, log_w = row_log_likelihoods(
+                    gates, feats, bt, grid_t, renormalize=fit.renormalize_top_m
+                )
+                loss = -est.mean()
+                if fit.gate_entropy > 0:
+                    loss = loss + fit.gate_entropy * kl_to_uniform(log_w).mean()
                 scale = 0.5 * (1 + math.cos(math.pi * len(steps) / total_steps))
                 for group in opt.param_groups:
                     group["lr"] = group["base_lr"] * scale
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            gates.clamp_()
-            losses.append(loss.item())
-            steps.append(loss.item())
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                gates.clamp_()
+                losses.append(loss.item())
+                steps.append(loss.item())
         epochs.append(
             {
                 "epoch": epoch,
-                "loss": float(np.mean(losses)),
-                "new_scorings": new_this_epoch,
+                "loss": float(np.mean(losses)) if losses else None,
+                "new_scorings": new,
+                "nll_per_token": _nll_per_token(gates, feats, tensors, grid_t),
                 "taus": [round(float(t), 4) for t in gates.taus().detach()],
             }
         )
         log.info(
-            "fit epoch %d: loss %.3f, %d new LM scorings", epoch, epochs[-1]["loss"], new_this_epoch
+            "fit epoch %d: %d new LM scorings, loss %.3f, %.4f nats/token (train estimate)",
+            epoch,
+            new,
+            epochs[-1]["loss"] or float("nan"),
+            epochs[-1]["nll_per_token"],
         )
     record |= {
         "epochs": epochs,
         "steps": steps,
-        "lm_scorings": len(scored_keys),
+        "blocks": len(blocks),
+        "lm_scorings": n_scored,
         "cache_hits_from_disk": cache.loaded,
-        "max_new_scorings_per_example_epoch": max_per_row,
+        "candidates": _candidate_summary(blocks, mixture.n_persona_slots),
         "wall_seconds": round(time.perf_counter() - t0, 3),
     }
     if stats is not None and before is not None:
@@ -219,74 +296,29 @@ def fit_mixture(
     return record
 
 
-def _score_missing(
-    mixture: Mixture,
-    train: Sequence[Example],
-    batch: np.ndarray,
-    pairs: list[list[tuple[int, int]]],
-    lm: Any,
-    cache: ScoreCache,
-    fit: FitSpec,
-    grid: Sequence[float],
-    scored_keys: set[str],
-) -> tuple[list[list[str]], list[int]]:
-    """Score (in one LM call) the batch's triples not in the cache; returns the keys of
-    every selected triple and the number of new scorings per row."""
-    keys: list[list[str]] = []
-    n_new: list[int] = []
-    todo: dict[str, tuple[list[dict[str, str]], str]] = {}
-    for i, row_pairs in zip(batch.tolist(), pairs, strict=True):
-        ex = train[i]
-        row_keys = []
-        new = 0
-        for k, j in row_pairs:
-            msgs, ex_uids = mixture.messages(ex.context, k, j, exclude_uid=ex.uid)
-            key = triple_key(ex.uid, k if mixture.personas else None, ex_uids)
-            row_keys.append(key)
-            if key not in cache and key not in todo:
-                todo[key] = (msgs, ex.text)
-                new += 1
-        keys.append(row_keys)
-        n_new.append(new)
-    if todo:
-        prompts = [v[0] for v in todo.values()]
-        conts = [v[1] for v in todo.values()]
-        scores = lm.score(prompts, conts, temperatures=tuple(grid), max_tokens=fit.score_max_tokens)
-        if len(scores) != len(todo):
-            raise ValueError(f"LM scored {len(scores)} sequences, {len(todo)} were asked for")
-        cache.add_many(list(todo), [s.logprob for s in scores], [s.n_tokens for s in scores])
-        scored_keys.update(todo)
-    return keys, n_new
+@torch.no_grad()
+def _nll_per_token(
+    gates: MixtureGates, feats: Features, tensors: list[BlockTensors], grid_t: torch.Tensor
+) -> float:
+    """The candidates' mixture estimate over the training rows, in nats per token."""
+    total, tokens = 0.0, 0.0
+    for bt in tensors:
+        est, _ = row_log_likelihoods(gates, feats, bt, grid_t)
+        total -= float(est.sum())
+        tokens += float(bt.n_tokens.sum())
+    return total / tokens if tokens else float("nan")
 
 
-def _loss(
-    gates: MixtureGates,
-    x_t: torch.Tensor,
-    g_t: torch.Tensor | None,
-    e_t: torch.Tensor | None,
-    b_excl: torch.Tensor | None,
-    batch: np.ndarray,
-    pairs: list[list[tuple[int, int]]],
-    keys: list[list[str]],
-    cache: ScoreCache,
-    grid_t: torch.Tensor,
-    fit: FitSpec,
-) -> torch.Tensor:
-    log_w = gates.log_gates(x_t[batch], g_t, e_t, b_excl)
-    m = max(len(p) for p in pairs)
-    rows = torch.tensor([r for r, p in enumerate(pairs) for _ in p])
-    ks = torch.tensor([k for p in pairs for k, _ in p])
-    js = torch.tensor([j for p in pairs for _, j in p])
-    slot = torch.tensor([s for p in pairs for s in range(len(p))])
-    ll = torch.from_numpy(np.stack([cache.get(key)[0] for row in keys for key in row]))
-    lp = interpolate_logprob(ll, grid_t, gates.taus()[ks])
-    lw = log_w[rows, ks, js]
-    # Rows may have fewer than M pairs (tiny pools): pad with -inf, which adds nothing.
-    terms = torch.full((len(pairs), m), float("-inf"), dtype=torch.float64)
-    weights = torch.full((len(pairs), m), float("-inf"), dtype=torch.float64)
-    terms = terms.index_put((rows, slot), lw + lp)
-    weights = weights.index_put((rows, slot), lw)
-    mix = torch.logsumexp(terms, dim=1)
-    if fit.renormalize_top_m:
-        mix = mix - torch.logsumexp(weights, dim=1)
-    return -mix.mean()
+def _candidate_summary(blocks: list[Block], k: int) -> dict[str, Any]:
+    """What the fit compared: per-row candidate counts, distinct pairs, personas."""
+    per_row = [len(c) for b in blocks for c in b.candidates.values()]
+    pairs = {p for b in blocks for c in b.candidates.values() for p in c}
+    personas = {p[0] for p in pairs}
+    return {
+        "per_row_mean": float(np.mean(per_row)) if per_row else 0.0,
+        "distinct_pairs": len(pairs),
+        "distinct_exemplars": len({p[1] for p in pairs}),
+        "personas_compared": sorted(personas),
+        "personas_never_compared": [i for i in range(k) if i not in personas],
+        "exact_blocks": sum(b.exact for b in blocks),
+    }

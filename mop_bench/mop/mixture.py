@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -30,6 +31,8 @@ class Mixture:
     """gated | fixed | none"""
     request_template: str
     prompt: PromptSettings
+    exemplar_match: tuple[str, ...] = ()
+    """Context fields a gated exemplar must share with the request (SimulatorSpec)."""
 
     @property
     def n_persona_slots(self) -> int:
@@ -59,16 +62,34 @@ class Mixture:
         )
         return msgs, [ex.uid for ex in exemplars]
 
-    def exclusion(self, uids: Sequence[str]) -> np.ndarray | None:
-        """(B, J) True where slot j is row b's own example (gated exemplars only)."""
+    def allowed(self, rows: Sequence[Any]) -> np.ndarray | None:
+        """(B, J) True where gated exemplar slot j may serve row b: never the row's own
+        example (rows with a `uid`), and with `exemplar_match` only exemplars whose match
+        fields equal the row's. A row that no exemplar matches may use any exemplar but
+        its own (counted by `match_fallbacks`). None when exemplars are not gated."""
         if self.exemplar_mode != "gated":
             return None
         slot_uid = np.array([slot[0].uid for slot in self.exemplar_slots], dtype=object)
-        return (
-            np.stack([slot_uid == uid for uid in uids])
-            if uids
-            else np.zeros((0, len(slot_uid)), bool)
-        )
+        out = np.ones((len(rows), len(slot_uid)), dtype=bool)
+        if self.exemplar_match:
+            keys = [match_key(slot[0], self.exemplar_match) for slot in self.exemplar_slots]
+            for r, row in enumerate(rows):
+                want = match_key(row, self.exemplar_match)
+                out[r] = [k == want for k in keys]
+        for r, row in enumerate(rows):
+            uid = getattr(row, "uid", None)
+            own = slot_uid == uid if uid else np.zeros(len(slot_uid), dtype=bool)
+            out[r] &= ~own
+            if not out[r].any():
+                out[r] = ~own
+        return out
+
+    def match_fallbacks(self, rows: Sequence[Any]) -> int:
+        """Rows for which no exemplar shares the match fields (they use any exemplar)."""
+        if self.exemplar_mode != "gated" or not self.exemplar_match:
+            return 0
+        keys = {match_key(slot[0], self.exemplar_match) for slot in self.exemplar_slots}
+        return sum(match_key(row, self.exemplar_match) not in keys for row in rows)
 
     def features(self, encode) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Encoder features of the persona slots and the gated exemplar slots."""
@@ -78,6 +99,15 @@ class Mixture:
             texts = [exemplar_feature_text(slot[0], self.prompt) for slot in self.exemplar_slots]
             e = np.asarray(encode(texts), dtype=np.float32)
         return g, e
+
+
+def match_key(row: Any, fields: Sequence[str]) -> tuple[Any, ...]:
+    """The values of `fields` for an example or a context: `label` is the label index,
+    any other name a context field (missing fields compare as None)."""
+    return tuple(
+        getattr(row, "label", None) if f == "label" else (getattr(row, "fields", None) or {}).get(f)
+        for f in fields
+    )
 
 
 def make_slots(

@@ -2,19 +2,27 @@
 
 Synthesized personas follow REFERENCE.md section 2: cluster the pool's responses in the
 encoder's space, then have the LM summarise a sample of each cluster's texts into one
-sentence beginning "You are". The synthesizer prompt is not published; ours is below.
+sentence beginning "You are". The synthesizer prompt is not published; ours, and the
+statistics fallback, are in `persona_synth.py`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from mop_bench.mop.persona_synth import (
+    accept,
+    clean_persona,
+    cluster_stats,
+    distinctive_words,
+    persona_record,
+    synthesizer_messages,
+)
 from mop_bench.mop.prompts import truncate_words
 from mop_bench.mop.random_personas import GENERIC_PERSONAS
 from mop_bench.spec import FitSpec
@@ -29,12 +37,23 @@ class PersonaSettings:
     """K-means restarts (fixed, so that clustering depends only on data and seed)."""
     sample_words: int = 60
     """Each cluster text shown to the synthesizer is cut to this many words."""
-    synth_temperature: float = 0.7
-    """Sampling temperature of the synthesizer (low: a summary, not a creative piece)."""
+    synth_temperature: float = 0.0
+    """Sampling temperature of the synthesizer (0: greedy; a summary, not a creative
+    piece, and no dependence on a sampling seed)."""
     keyword_terms: int = 3
-    """Distinctive terms per cluster in keyword personas."""
+    """Distinctive terms per cluster in keyword and statistics personas."""
+    keyword_min_df: float = 0.1
+    """A distinctive term must appear in at least this share (and 2) of the cluster's
+    texts (a name one review repeats is not what the group talks about)."""
     max_persona_words: int = 40
     """A synthesized persona sentence longer than this is cut."""
+    synth_attempts: int = 3
+    """Answers asked per cluster at most: greedy first, then seeded samples at
+    `retry_temperature` for clusters whose answer was unusable or not distinct."""
+    retry_temperature: float = 0.8
+    similarity: float = 0.5
+    """Content-word Jaccard similarity at which two personas (or a persona and a worked
+    example's answer) count as the same."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,13 +63,16 @@ class PersonaSettings:
 class Persona:
     text: str
     source: str
-    """synthesized | keywords | keywords_fallback (LM output unusable) | random"""
+    """synthesized | statistics_fallback (LM output unusable or a duplicate) | keywords |
+    random"""
     cluster: int | None = None
     cluster_size: int | None = None
     example_texts: list[str] = field(default_factory=list)
     """The (truncated) texts the persona was derived from (shown to the synthesizer)."""
     raw: str | None = None
     """The synthesizer's raw output, kept for inspection."""
+    stats: dict[str, Any] | None = None
+    """The cluster's statistics (label mix, context fields, length, keywords)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -69,8 +91,13 @@ def cluster_responses(embeddings: np.ndarray, k: int, seed: int, n_init: int) ->
         raise ValueError(f"n_personas must be at least 1, got {k}")
     if n < k:
         raise ValueError(f"cannot make {k} persona clusters from a pool of {n} examples")
+    from threadpoolctl import threadpool_limits
+
     km = KMeans(n_clusters=k, n_init=n_init, random_state=seed)
-    return km.fit_predict(np.asarray(embeddings, dtype=np.float64)).astype(int)
+    # One thread: the clustering is small, and its partial sums then cannot depend on
+    # the machine's thread count.
+    with threadpool_limits(1):
+        return km.fit_predict(np.asarray(embeddings, dtype=np.float64)).astype(int)
 
 
 def _cluster_sample(
@@ -81,33 +108,6 @@ def _cluster_sample(
     return [truncate_words(texts[i], words) for i in sorted(chosen.tolist())]
 
 
-def keyword_phrases(texts: Sequence[str], labels: np.ndarray, k: int, n_terms: int) -> list[str]:
-    """Per cluster, the terms most over-represented relative to the other clusters."""
-    from sklearn.feature_extraction.text import TfidfVectorizer
-
-    docs = [" ".join(texts[i] for i in np.flatnonzero(labels == c)) for c in range(k)]
-    vec = TfidfVectorizer(
-        stop_words="english",
-        token_pattern=r"(?u)\b[a-zA-Z][a-zA-Z]{2,}\b",  # words of 3+ letters: drops "br", ids
-        sublinear_tf=True,
-    )
-    try:
-        mat = vec.fit_transform(docs).toarray()
-    except ValueError:  # every cluster empty of usable words
-        return ["You are a writer." for _ in range(k)]
-    vocab = np.array(vec.get_feature_names_out())
-    out = []
-    for c in range(k):
-        rest = np.delete(mat, c, axis=0)
-        # Distinctive = weight here minus the mean weight elsewhere, among words used here.
-        score = mat[c] - (rest.mean(axis=0) if len(rest) else 0.0)
-        score[mat[c] <= 0] = -np.inf
-        order = [i for i in np.argsort(-score, kind="stable") if np.isfinite(score[i])]
-        terms = vocab[order[:n_terms]].tolist()
-        out.append(_keyword_sentence(terms))
-    return out
-
-
 def _keyword_sentence(terms: list[str]) -> str:
     if not terms:
         return "You are a writer."
@@ -115,67 +115,28 @@ def _keyword_sentence(terms: list[str]) -> str:
     return f"You are a writer who often mentions {listed}."
 
 
-def synthesizer_messages(samples: Sequence[str]) -> list[dict[str, str]]:
-    numbered = "\n".join(f"{i + 1}. {t}" for i, t in enumerate(samples))
-    return [
-        {
-            "role": "system",
-            "content": "You describe the kind of person who wrote a set of texts, in one sentence.",
-        },
-        {
-            "role": "user",
-            "content": (
-                f"These texts were written by people from one group:\n{numbered}\n\n"
-                "In ONE sentence, describe the kind of person who writes texts like these: "
-                "who they are, what they care about and how they write. Start with "
-                '"You are", describe a kind of person (no name), and reply with that '
-                "sentence only."
-            ),
-        },
-    ]
-
-
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s")
-
-
-def clean_persona(raw: str, max_words: int) -> str | None:
-    """One "You are ..." sentence from the synthesizer's output, or None if unusable."""
-    text = re.sub(r"[*#`\"“”]", "", raw).replace("\n", " ").strip()
-    text = re.sub(r"^(persona|description)\s*:\s*", "", text, flags=re.I)
-    m = re.search(r"\byou are\b", text, flags=re.I)
-    if m:
-        text = "You are" + text[m.end() :]
-    elif re.match(r"(i am|i'm)\b", text, flags=re.I):
-        text = "You are" + re.sub(r"^(i am|i'm)", "", text, flags=re.I)
-    elif re.match(r"(a|an)\s", text, flags=re.I):
-        text = "You are " + text[0].lower() + text[1:]
-    else:
-        return None
-    text = _SENTENCE_END.split(text, maxsplit=1)[0].strip()
-    # Small synthesizers name the persona ("You are Sarah, a stylist") and trail off into
-    # "...: <quote>"; a persona is a kind of person, so drop the name and the tail.
-    text = re.sub(r"^You are (?:[A-Z][a-z]+ ){0,2}?[A-Z][a-z]+, (an?) ", r"You are \1 ", text)
-    text = re.split(r"[:;]", text, maxsplit=1)[0].strip()
-    words = text.split()
-    if len(words) > max_words:
-        words = words[:max_words]
-    text = " ".join(words).rstrip(",;:- ")
-    # "You are." or "You are a" carry no persona; demand a few real words after "You are".
-    if len(re.findall(r"[A-Za-z]{2,}", text)) < 4:
-        return None
-    return text if text.endswith((".", "!", "?")) else text + "."
+def _cluster_keywords(
+    texts: Sequence[str], labels: np.ndarray, k: int, settings: PersonaSettings
+) -> list[list[str]]:
+    return distinctive_words(texts, labels, k, settings.keyword_terms, settings.keyword_min_df)
 
 
 def synthesize(
     lm: Any,
-    texts: Sequence[str],
+    pool: Sequence[Example],
     labels: np.ndarray,
     k: int,
     fit: FitSpec,
     settings: PersonaSettings,
     seed: int,
 ) -> list[Persona]:
-    """LM-summarised personas, one per cluster, with keyword fallbacks where unusable."""
+    """LM-written personas, one per cluster (greedy, pre-filled "You are a"), with a
+    statistics persona where the answer is unusable or repeats an earlier persona."""
+    texts = [ex.text for ex in pool]
+    keywords = _cluster_keywords(texts, labels, k, settings)
+    stats = [
+        cluster_stats([pool[i] for i in np.flatnonzero(labels == c)], keywords[c]) for c in range(k)
+    ]
     samples = [
         _cluster_sample(
             texts,
@@ -187,32 +148,44 @@ def synthesize(
         )
         for c in range(k)
     ]
-    completions = lm.generate(
-        [synthesizer_messages(s) for s in samples],
-        temperatures=[settings.synth_temperature] * k,
-        seeds=[persona_seed(seed, c) for c in range(k)],
-        max_new_tokens=fit.persona_max_new_tokens,
-    )
-    keywords = keyword_phrases(texts, labels, k, settings.keyword_terms)
-    out = []
-    for c, comp in enumerate(completions):
-        cleaned = clean_persona(comp.text, settings.max_persona_words)
-        out.append(
-            Persona(
-                text=cleaned or keywords[c],
-                source="synthesized" if cleaned else "keywords_fallback",
-                cluster=c,
-                cluster_size=int((labels == c).sum()),
-                example_texts=samples[c],
-                raw=comp.text,
-            )
+    raws: list[list[str]] = [[] for _ in range(k)]
+    accepted: dict[int, str] = {}
+    for attempt in range(max(1, settings.synth_attempts)):
+        todo = [c for c in range(k) if c not in accepted]
+        if not todo:
+            break
+        temp = settings.synth_temperature if attempt == 0 else settings.retry_temperature
+        completions = lm.generate(
+            [synthesizer_messages(samples[c], stats[c]) for c in todo],
+            temperatures=[temp] * len(todo),
+            seeds=[persona_seed(seed, c, attempt) for c in todo],
+            max_new_tokens=fit.persona_max_new_tokens,
         )
-    return out
+        for c, comp in zip(todo, completions, strict=True):
+            raws[c].append(comp.text)
+            cleaned = clean_persona(comp.text, settings.max_persona_words, prefilled=True)
+            # Clusters are judged in order, so the result does not depend on batching.
+            earlier = [accepted[o] for o in sorted(accepted)]
+            ok = accept(cleaned, earlier, settings.similarity)
+            if ok is not None:
+                accepted[c] = ok
+    return [
+        Persona(
+            text=accepted.get(c) or stats[c].sentence(),
+            source="synthesized" if c in accepted else "statistics_fallback",
+            cluster=c,
+            cluster_size=int((labels == c).sum()),
+            example_texts=samples[c],
+            raw=" || ".join(raws[c]),
+            stats=persona_record(stats[c]),
+        )
+        for c in range(k)
+    ]
 
 
-def persona_seed(run_seed: int, cluster: int) -> int:
+def persona_seed(run_seed: int, cluster: int, attempt: int = 0) -> int:
     """Seed of the synthesizer's sample for a cluster (disjoint in form from sample seeds)."""
-    digest = hashlib.sha256(f"persona:{run_seed}:{cluster}".encode()).digest()
+    digest = hashlib.sha256(f"persona:{run_seed}:{cluster}:{attempt}".encode()).digest()
     return int.from_bytes(digest[:4], "little") % (2**31 - 1)
 
 
@@ -241,11 +214,11 @@ def build_personas(
     texts = [ex.text for ex in pool]
     labels = cluster_responses(embed_pool(), k, seed, settings.kmeans_n_init)
     if source == "synthesized":
-        return synthesize(lm_factory(), texts, labels, k, fit, settings, seed)
-    phrases = keyword_phrases(texts, labels, k, settings.keyword_terms)
+        return synthesize(lm_factory(), pool, labels, k, fit, settings, seed)
+    keywords = _cluster_keywords(texts, labels, k, settings)
     return [
         Persona(
-            text=phrases[c],
+            text=_keyword_sentence(keywords[c]),
             source="keywords",
             cluster=c,
             cluster_size=int((labels == c).sum()),

@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mop_bench.mop.gates import MixtureGates
+from mop_bench.mop.gates import MixtureGates, unit_rows
 from mop_bench.mop.mixture import Mixture
-from mop_bench.simulators import sample_seed
+from mop_bench.seeds import sample_seed
 from mop_bench.spec import BudgetSpec
 from mop_bench.types import Context, Generation
 
@@ -39,21 +39,26 @@ def clean_generation(text: str) -> str:
 
 
 def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max()
+    z = z - z[np.isfinite(z)].max()
     p = np.exp(z)
     return p / p.sum()
 
 
 @dataclass
 class FittedMixture:
-    """A mixture with its trained gates, in plain float64 numpy for sampling."""
+    """A mixture with its trained gates, in plain float64 numpy for sampling (the same
+    arithmetic as `MixtureGates.log_gates`, row by row)."""
 
     mixture: Mixture
     w_x: np.ndarray
-    g_proj: np.ndarray | None
-    """(K, p) projected persona features."""
-    e_proj: np.ndarray | None
-    """(J, p) projected exemplar features."""
+    g_unit: np.ndarray | None
+    """(K, p) projected persona features, unit rows."""
+    e_unit: np.ndarray | None
+    """(J, p) projected exemplar features, unit rows."""
+    s_pi: float
+    s_omega: float
+    cosine: bool
+    """Cosine logits (else the paper's literal dot products)."""
     persona_gate: bool
     exemplar_gate: bool
     taus: np.ndarray
@@ -71,8 +76,15 @@ class FittedMixture:
         return cls(
             mixture=mixture,
             w_x=w["w_x"],
-            g_proj=None if g_feat is None else g_feat.astype(np.float64) @ w["w_g"].T,
-            e_proj=None if e_feat is None else e_feat.astype(np.float64) @ w["w_e"].T,
+            g_unit=None
+            if g_feat is None
+            else unit_rows(g_feat.astype(np.float64) @ w["w_g"].T, w["cosine"]),
+            e_unit=None
+            if e_feat is None
+            else unit_rows(e_feat.astype(np.float64) @ w["w_e"].T, w["cosine"]),
+            s_pi=w["s_pi"],
+            s_omega=w["s_omega"],
+            cosine=w["cosine"],
             persona_gate=bool(cfg["persona_gate"]) and mixture.n_persona_slots > 1,
             exemplar_gate=bool(cfg["exemplar_gate"]) and e_feat is not None,
             taus=w["taus"],
@@ -84,18 +96,26 @@ class FittedMixture:
 
     def persona_probs(self, h: np.ndarray | None) -> np.ndarray:
         k = self.mixture.n_persona_slots
-        if not self.persona_gate or h is None or self.g_proj is None:
+        if not self.persona_gate or h is None or self.g_unit is None:
             return np.full(k, 1.0 / k)
-        return _softmax(self.g_proj @ (self.w_x @ h))
+        x = unit_rows((self.w_x @ h)[None], self.cosine)[0]
+        return _softmax(self.s_pi * (self.g_unit @ x))
 
-    def exemplar_probs(self, h: np.ndarray | None, k: int) -> np.ndarray:
+    def exemplar_probs(
+        self, h: np.ndarray | None, k: int, allowed: np.ndarray | None
+    ) -> np.ndarray:
         n = self.mixture.n_exemplar_slots
-        if not self.exemplar_gate or h is None or self.e_proj is None:
-            return np.full(n, 1.0 / n)
-        logits = self.e_proj @ (self.w_x @ h)
-        if self.g_proj is not None:
-            logits = logits + self.e_proj @ self.g_proj[k]
-        return _softmax(logits)
+        ok = np.ones(n, dtype=bool) if allowed is None else allowed
+        if not self.exemplar_gate or h is None or self.e_unit is None:
+            logits = np.zeros(n)
+        else:
+            x = unit_rows((self.w_x @ h)[None], self.cosine)[0]
+            sim = self.e_unit @ x
+            if self.g_unit is not None:
+                sim = sim + self.e_unit @ self.g_unit[k]
+                sim = sim / 2 if self.cosine else sim
+            logits = self.s_omega * sim
+        return _softmax(np.where(ok, logits, -np.inf))
 
 
 def generate_chunk(
@@ -113,6 +133,7 @@ def generate_chunk(
     if fitted.needs_context_features:
         feats = np.asarray(encode([c.text for c in chunk]), dtype=np.float64)
     mix = fitted.mixture
+    allowed = mix.allowed(chunk)
     prompts, temps, seeds, details = [], [], [], []
     for r, ctx in enumerate(chunk):
         seed = sample_seed(run_seed, ctx.index)
@@ -120,9 +141,10 @@ def generate_chunk(
         h = feats[r] if feats is not None else None
         pi = fitted.persona_probs(h)
         k = int(rng.choice(len(pi), p=pi)) if len(pi) > 1 else 0
-        omega = fitted.exemplar_probs(h, k)
+        omega = fitted.exemplar_probs(h, k, None if allowed is None else allowed[r])
         j = int(rng.choice(len(omega), p=omega)) if len(omega) > 1 else 0
         msgs, ex_uids = mix.messages(ctx.text, k, j)
+        exemplars = mix.slot_exemplars(j)
         tau = float(fitted.taus[k])
         prompts.append(msgs)
         temps.append(tau)
@@ -133,6 +155,7 @@ def generate_chunk(
                 "persona": mix.persona_text(k),
                 "persona_prob": float(pi[k]),
                 "exemplar_uids": ex_uids,
+                "exemplar_labels": [ex.label for ex in exemplars],
                 "exemplar_prob": float(omega[j]),
                 "temperature": tau,
                 "seed": seed,

@@ -3,8 +3,8 @@
 A triple's log-likelihood does not change while the gates train, so it is scored once
 over the whole temperature grid and kept in memory and in an append-only JSONL file
 (one line per triple, one write per LM batch), so that a killed fit resumes without
-repeating LM work. The likelihood at any temperature in the grid's range is the
-interpolation, linear in 1/tau, between the two neighbouring grid points.
+repeating LM work. The likelihood at any temperature in the grid's range is a cubic
+Hermite interpolation in 1/tau between the neighbouring grid points.
 """
 
 from __future__ import annotations
@@ -14,9 +14,14 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
+
+from mop_bench.lm.base import Prompt
+from mop_bench.mop.candidates import Block, Pair
+from mop_bench.types import Example
 
 log = logging.getLogger(__name__)
 
@@ -91,18 +96,96 @@ class ScoreCache:
                 os.fsync(fh.fileno())
 
 
-def interpolate_logprob(ll: torch.Tensor, grid: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
-    """Log-likelihood at `tau`, linear in 1/tau between grid points (differentiable in tau).
+def _tangents(f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """(P, G) derivatives at the knots x (ascending): the three-point estimate, exact for
+    quadratics, one-sided at the ends (the secant with only two knots)."""
+    h = x[1:] - x[:-1]
+    d = (f[:, 1:] - f[:, :-1]) / h
+    if x.numel() == 2:
+        return torch.cat([d, d], dim=1)
+    h0, h1 = h[:-1], h[1:]
+    inner = (h1 * d[:, :-1] + h0 * d[:, 1:]) / (h0 + h1)
+    first = ((2 * h[0] + h[1]) * d[:, 0] - h[0] * d[:, 1]) / (h[0] + h[1])
+    last = ((2 * h[-1] + h[-2]) * d[:, -1] - h[-1] * d[:, -2]) / (h[-1] + h[-2])
+    return torch.cat([first[:, None], inner, last[:, None]], dim=1)
 
+
+def interpolate_logprob(ll: torch.Tensor, grid: torch.Tensor, tau: torch.Tensor) -> torch.Tensor:
+    """Log-likelihood at `tau`: cubic Hermite in beta = 1/tau between grid points
+    (differentiable in tau).
+
+    The log-likelihood is smooth and concave in beta (sum of z_y beta - logsumexp(beta z)).
+    A linear interpolation's chord has kinks at the grid points, which pull every fitted
+    tau onto one (issue 9: all at 1.13-1.15); the Hermite curve is C1 with tangents that
+    are exact for quadratics, so the optimum can fall between grid points.
     ll: (P, G) values at the ascending temperature grid; tau: (P,) inside the range."""
     if grid.numel() == 1:
         return ll[:, 0]
-    # 1/tau ascends when tau descends: flip so that searchsorted sees an ascending axis.
-    inv_grid = torch.flip(1.0 / grid, dims=[0])
+    # beta ascends when tau descends: flip so that searchsorted sees an ascending axis.
+    beta_grid = torch.flip(1.0 / grid, dims=[0])
     vals = torch.flip(ll, dims=[1])
-    inv = 1.0 / tau
-    hi = torch.searchsorted(inv_grid, inv.detach().contiguous()).clamp(1, grid.numel() - 1)
+    slopes = _tangents(vals, beta_grid)
+    beta = 1.0 / tau
+    hi = torch.searchsorted(beta_grid, beta.detach().contiguous()).clamp(1, grid.numel() - 1)
     lo = hi - 1
-    w = (inv - inv_grid[lo]) / (inv_grid[hi] - inv_grid[lo])
     rows = torch.arange(ll.shape[0])
-    return vals[rows, lo] * (1 - w) + vals[rows, hi] * w
+    width = beta_grid[hi] - beta_grid[lo]
+    t = (beta - beta_grid[lo]) / width
+    t2, t3 = t * t, t * t * t
+    return (
+        (2 * t3 - 3 * t2 + 1) * vals[rows, lo]
+        + (t3 - 2 * t2 + t) * width * slopes[rows, lo]
+        + (-2 * t3 + 3 * t2) * vals[rows, hi]
+        + (t3 - t2) * width * slopes[rows, hi]
+    )
+
+
+def scoring_grid(grid: Sequence[float], cap: float | None) -> tuple[float, ...]:
+    """The temperatures to score: the grid up to `cap`, plus the first point above it
+    (the interpolation's last interval and end tangent need it)."""
+    ordered = sorted({float(t) for t in grid})
+    if cap is None:
+        return tuple(ordered)
+    kept = [t for t in ordered if t <= cap]
+    above = [t for t in ordered if t > cap]
+    return tuple(kept + above[:1])
+
+
+def block_triples(
+    mixture: Any, examples: Sequence[Example], block: Block
+) -> list[tuple[int, Pair, str, Prompt]]:
+    """(row, pair, cache key, prompt) of every candidate triple of a block."""
+    out = []
+    for row in block.rows:
+        ex = examples[row]
+        for k, j in block.candidates.get(row, {}):
+            msgs, ex_uids = mixture.messages(ex.context, k, j, exclude_uid=ex.uid)
+            key = triple_key(ex.uid, k if mixture.personas else None, ex_uids)
+            out.append((row, (k, j), key, msgs))
+    return out
+
+
+def score_missing(
+    lm: Any,
+    cache: ScoreCache,
+    examples: Sequence[Example],
+    triples: Sequence[tuple[int, Pair, str, Prompt]],
+    grid: Sequence[float],
+    max_tokens: int,
+) -> int:
+    """Score, in one `lm.score` call, the triples not yet in the cache; returns how many.
+    Rows of a block share their (persona, exemplar) prompt prefixes, which the LM
+    backend runs once per prefix."""
+    todo: dict[str, tuple[Prompt, str]] = {}
+    for row, _, key, msgs in triples:
+        if key not in cache and key not in todo:
+            todo[key] = (msgs, examples[row].text)
+    if not todo:
+        return 0
+    prompts = [v[0] for v in todo.values()]
+    conts = [v[1] for v in todo.values()]
+    scores = lm.score(prompts, conts, temperatures=tuple(grid), max_tokens=max_tokens)
+    if len(scores) != len(todo):
+        raise ValueError(f"LM scored {len(scores)} sequences, {len(todo)} were asked for")
+    cache.add_many(list(todo), [s.logprob for s in scores], [s.n_tokens for s in scores])
+    return len(todo)

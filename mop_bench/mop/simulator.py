@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 
 from mop_bench.mop import artifacts as art
-from mop_bench.mop.fit import TrainSettings
 from mop_bench.mop.mixture import Mixture, check_uids, make_slots
 from mop_bench.mop.personas import Persona, PersonaSettings, build_personas
 from mop_bench.mop.prompts import PromptSettings
@@ -27,9 +26,8 @@ from mop_bench.types import Context, Example, Generation
 
 log = logging.getLogger(__name__)
 
-FIT_VERSION = 1
-#: Switches a reused fit (gates_from) must share with the current simulator.
-STRUCTURAL = ("personas", "n_personas", "exemplars", "n_fixed_exemplars", "gating", "temperature")
+#: Bumped whenever the fit's arithmetic changes (2: bounded gates, sampled candidates).
+FIT_VERSION = 2
 
 
 class MoPSimulator:
@@ -39,16 +37,15 @@ class MoPSimulator:
         *,
         prompt: PromptSettings | None = None,
         persona_settings: PersonaSettings | None = None,
-        train_settings: TrainSettings | None = None,
     ) -> None:
         self.inputs = inputs
         self.spec = inputs.spec.simulator
         self.prompt = prompt or PromptSettings()
         self.persona_settings = persona_settings or PersonaSettings()
-        self.train_settings = train_settings or TrainSettings()
         self.artifacts_dir = Path(inputs.artifacts_dir)
         self._lm: Any = None
         self._fitted: Any = None
+        self._model: Any = None
         self._record: dict[str, Any] | None = None
 
     @property
@@ -96,14 +93,13 @@ class MoPSimulator:
                 "seed": run.seed,
                 "prompt": self.prompt.to_json(),
                 "persona_settings": self.persona_settings.to_json(),
-                "train": self.train_settings.to_json(),
             }
         )
 
     def _persona_settings_key(self, settings: dict[str, Any]) -> dict[str, Any]:
         fit = settings["fit"]
         key = {k: settings[k] for k in ("task", "pool", "encoder", "seed", "persona_settings")}
-        key |= {"source": self.spec.personas, "k": self.spec.n_personas}
+        key |= {"source": self.spec.personas, "k": self.spec.n_personas, "version": 2}
         key["fit"] = {k: v for k, v in fit.items() if k.startswith("persona_")}
         if self.spec.personas == "synthesized":
             key["lm"] = settings["lm"]
@@ -116,7 +112,7 @@ class MoPSimulator:
         pool = self._pool()
         settings = self.settings(pool)
         if self.inputs.gates_from is not None:
-            self._record = self._load_from(Path(self.inputs.gates_from), pool, settings)
+            self._record = self._load_from(self.inputs.gates_from, pool, settings)
         else:
             self._record = self._reuse(pool, settings) or self._fit(pool, settings)
         return self._record
@@ -131,26 +127,50 @@ class MoPSimulator:
             exemplar_mode=self.spec.exemplars,
             request_template=self.inputs.task.card.request_template,
             prompt=self.prompt,
+            exemplar_match=tuple(self.spec.exemplar_match),
         )
 
     def _features(self, mixture: Mixture) -> tuple[np.ndarray | None, np.ndarray | None]:
-        return mixture.features(self._encode) if self._learned() else (None, None)
+        """Encoder features of personas and gated exemplars; with uniform gates, zero
+        placeholders of the right shape (the gates ignore them, the encoder is idle)."""
+        if self._learned():
+            return mixture.features(self._encode)
+        g = np.zeros((len(mixture.personas), 1), np.float32) if mixture.personas else None
+        gated = mixture.exemplar_mode == "gated"
+        e = np.zeros((mixture.n_exemplar_slots, 1), np.float32) if gated else None
+        return g, e
 
     def _grid(self) -> tuple[float, ...]:
-        run = self.inputs.spec
-        grid = set(run.fit.temperature_grid)
+        """Temperatures scored during the fit: the grid up to the cap (plus the next
+        point, for the interpolation), and the fixed temperature, scored exactly."""
+        from mop_bench.mop.scoring import scoring_grid
+
+        fit = self.inputs.spec.fit
+        if not fit.temperature_grid or min(fit.temperature_grid) <= 0:
+            raise ValueError(
+                f"fit.temperature_grid must hold positive values, got {fit.temperature_grid}"
+            )
+        grid = set(scoring_grid(fit.temperature_grid, fit.max_temperature))
         if self.spec.temperature == "fixed":
-            grid.add(run.budget.temperature)  # scored exactly, never interpolated
-        if not grid or min(grid) <= 0:
-            raise ValueError(f"fit.temperature_grid must hold positive values, got {sorted(grid)}")
+            grid = {self.inputs.spec.budget.temperature}  # nothing is interpolated
         return tuple(sorted(grid))
+
+    def _tau_range(self) -> tuple[float, float]:
+        fit = self.inputs.spec.fit
+        lo = min(fit.temperature_grid)
+        hi = min(max(fit.temperature_grid), fit.max_temperature)
+        if hi < lo:
+            raise ValueError(
+                f"fit.max_temperature={fit.max_temperature} is below the smallest grid "
+                f"temperature {lo}"
+            )
+        return lo, hi
 
     def _fit(self, pool: list[Example], settings: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         from mop_bench.mop.fit import fit_mixture
         from mop_bench.mop.gates import MixtureGates
-        from mop_bench.mop.sample import FittedMixture
         from mop_bench.mop.scoring import ScoreCache
 
         t0 = time.perf_counter()
@@ -175,9 +195,12 @@ class MoPSimulator:
             persona_gate=self._learned() and k > 1,
             exemplar_gate=self._learned() and self.spec.exemplars == "gated",
             temperature=self.spec.temperature,
-            tau_range=(min(run.fit.temperature_grid), max(run.fit.temperature_grid)),
+            tau_range=self._tau_range(),
             fixed_temperature=run.budget.temperature,
             generator=torch.Generator().manual_seed(run.seed),
+            scale_max=run.fit.gate_scale_max,
+            tau_init=run.fit.tau_init,
+            logits=run.fit.gate_logits,
         )
         cache_key = art.digest(
             {
@@ -193,23 +216,78 @@ class MoPSimulator:
         cache_path = out / art.SCORE_CACHE_DIR / f"{cache_key}.jsonl"
         cache = ScoreCache(cache_path, len(grid))
         lm = self.lm if gates.trainable else None
+        if lm is not None:
+            from mop_bench.lm.doctor import require_scoring_ok
+
+            require_scoring_ok(lm)  # a server whose echoed log-probs are wrong: refuse
         train_record = fit_mixture(
             mixture, gates, train, x_feat, g_feat, e_feat, lm, cache,
-            fit=run.fit, grid=grid, seed=run.seed, settings=self.train_settings,
+            fit=run.fit, grid=grid, seed=run.seed,
         )  # fmt: skip
         art.save_gates(out / art.GATES, gates.to_checkpoint())
+        self._keep(mixture, gates, g_feat, e_feat)
         record = self._record_for(personas, mixture, gates, settings)
+        compared = (train_record.get("candidates") or {}).get("personas_compared")
         record |= {
             "reused": False,
             "train": train_record,
             "train_uids": [ex.uid for ex in train],
             "grid": list(grid),
             "persona_synthesis": synth_cost,
+            "diagnostics": self._diagnostics(train, x_feat, compared),
             "wall_seconds": round(time.perf_counter() - t0, 3),
         }
         art.write_json(out / art.FIT, record)
-        self._fitted = FittedMixture.build(mixture, gates, g_feat, e_feat)
         return record
+
+    def _keep(self, mixture: Mixture, gates: Any, g_feat: Any, e_feat: Any) -> None:
+        from mop_bench.mop.fitted import FittedModel
+
+        self._model = FittedModel.build(mixture, gates, g_feat, e_feat)
+        self._fitted = self._model.sampler
+
+    def _diagnostics(
+        self, rows: Sequence[Any], x_feat: np.ndarray | None, compared: list[int] | None
+    ) -> dict[str, Any]:
+        per_persona = self.spec.temperature == "per_persona" and self._model.mixture.personas
+        return self._model.diagnostics(rows, x_feat, compared if per_persona else None)
+
+    # ------------------------------------------------------------------ held out
+    def heldout(
+        self, examples: Sequence[Example], cache_dir: Path
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(`heldout_nll` of the fitted model on `examples` (see heldout.py) with the gate
+        diagnostics over the same contexts, its cost)."""
+        from mop_bench.mop.heldout import heldout_loglik
+
+        self.prepare()
+        run = self.inputs.spec
+        x_feat = (
+            self._encode([ex.context for ex in examples])
+            if self._model.needs_context_features
+            else None
+        )
+        key = art.digest(
+            {
+                "fit": self._record.get("settings") if self._record else None,
+                "gates": art.gates_digest(self._model.gates.to_checkpoint()),
+                "examples": [ex.uid for ex in examples],
+                "m": run.metrics.heldout_samples,
+                "block": run.metrics.heldout_block,
+                "tokens": run.fit.score_max_tokens,
+                "lm": dataclasses.asdict(run.lm),
+            }
+        )
+        from mop_bench.lm.doctor import require_scoring_ok
+
+        require_scoring_ok(self.lm)
+        result, cost = heldout_loglik(
+            self._model, examples, x_feat, self.lm, cache_path=cache_dir / f"{key}.jsonl", draws=run.metrics.heldout_samples,
+            block_size=run.metrics.heldout_block, max_tokens=run.fit.score_max_tokens,
+            seed=run.seed,
+        )  # fmt: skip
+        result["gates"] = self._diagnostics(examples, x_feat, None)
+        return result, cost
 
     def _personas(
         self, pool: list[Example], settings: dict[str, Any]
@@ -234,7 +312,7 @@ class MoPSimulator:
         cost = {"reused": False, "seconds": round(time.perf_counter() - t0, 3)}
         if self.spec.personas == "synthesized":
             cost["lm_generations"] = len(personas)
-            cost["fallbacks"] = sum(p.source == "keywords_fallback" for p in personas)
+            cost["fallbacks"] = sum(p.source != "synthesized" for p in personas)
         return personas, cost
 
     def _record_for(
@@ -277,7 +355,6 @@ class MoPSimulator:
 
     def _install(self, personas: list[Persona], pool: list[Example], ckpt: dict[str, Any]) -> Any:
         from mop_bench.mop.gates import MixtureGates
-        from mop_bench.mop.sample import FittedMixture
 
         gates = MixtureGates.from_checkpoint(ckpt)
         mixture = self._mixture(personas, pool)
@@ -287,34 +364,18 @@ class MoPSimulator:
                 f"the personas file has {mixture.n_persona_slots}"
             )
         g_feat, e_feat = self._features(mixture)
-        self._fitted = FittedMixture.build(mixture, gates, g_feat, e_feat)
+        self._keep(mixture, gates, g_feat, e_feat)
         return gates
 
     def _load_from(
-        self, source: Path, pool: list[Example], settings: dict[str, Any]
+        self, source: Any, pool: list[Example], settings: dict[str, Any]
     ) -> dict[str, Any]:
-        fit_dir = art.resolve_fit_dir(source)
-        src = art.read_json(fit_dir / art.FIT)
-        src_settings = src.get("settings") or {}
-        src_sim = src_settings.get("simulator", {})
-        cur_sim = settings["simulator"]
-        diff = [k for k in STRUCTURAL if src_sim.get(k) != cur_sim.get(k)]
-        if diff:
-            raise ValueError(
-                f"gates_from {fit_dir}: fitted for simulator {src.get('simulator')!r} with "
-                + ", ".join(f"{k}={src_sim.get(k)!r}" for k in diff)
-                + f", but this run's {self.spec.name!r} has "
-                + ", ".join(f"{k}={cur_sim.get(k)!r}" for k in diff)
-            )
-        if src_settings.get("encoder") != settings["encoder"]:
-            raise ValueError(
-                f"gates_from {fit_dir}: gates were trained on features of encoder "
-                f"{src_settings.get('encoder')!r}, this run uses {settings['encoder']!r}"
-            )
-        personas = art.load_personas(fit_dir / art.PERSONAS)
-        if personas is None:
-            raise FileNotFoundError(f"gates_from {fit_dir}: {art.PERSONAS} is missing")
-        ckpt = art.load_gates(fit_dir / art.GATES)
+        from mop_bench.mop.transfer import open_source
+
+        # Checks (structure, encoder, task) and the content hash live in transfer.py.
+        checked, src, _, ckpt = open_source(source, settings, self.spec.name)
+        fit_dir, src_settings = checked.fit_dir, src["settings"]
+        personas = art.load_personas(fit_dir / art.PERSONAS) or []
         gates = self._install(personas, pool, ckpt)
         out = self.artifacts_dir
         if out.resolve() != fit_dir.resolve():
@@ -327,6 +388,7 @@ class MoPSimulator:
             "source_simulator": src.get("simulator"),
             "source_lm": src_settings.get("lm"),
             "source_settings_digest": art.digest(src_settings),
+            "gates_source": checked.to_json(),
             "train": {"trained": False, "lm_scorings": 0, "note": "gates loaded, not fitted"},
         }
         if out.resolve() != fit_dir.resolve():

@@ -17,10 +17,12 @@ METRIC_LABELS = {
     "downstream_f1": "downstream F1",
     "label_fidelity": "label fidelity",
     "copy_rate": "copy rate",
+    "heldout_nll": "held-out NLL (nats/token)",
 }
 #: Metric sets, each rendered as its own block of tables.
 METRIC_SETS: list[tuple[str, tuple[str, ...]]] = [
     ("Distribution match (the paper's Table 1 metrics)", ("fid", "mauve", "kl_cosine")),
+    ("Held-out likelihood (what the fit optimises; deterministic)", ("heldout_nll",)),
     ("Downstream use and faithfulness", ("downstream_f1", "label_fidelity", "copy_rate")),
 ]
 #: Cost columns (run timing totals, see store.timing_totals), mean per seed.
@@ -97,6 +99,17 @@ class Group:
 
     def sim_spec(self, sim: str) -> dict[str, Any]:
         return self.runs_of(sim)[0].spec["simulator"]
+
+    def calibration_note(self, sim: str) -> str:
+        """What a calibration row shows: held-out texts cut to the simulators' token
+        budget (the default in comparisons) or at full length."""
+        if sim not in self.calibration:
+            return ""
+        spec = self.runs_of(sim)[0].spec
+        if spec["simulator"].get("length_matched", False):
+            tokens = spec.get("budget", {}).get("max_new_tokens")
+            return f"length-matched to {tokens} tokens"
+        return "full-length texts"
 
     def higher_is_better(self, metric: str) -> bool:
         """The metric's direction (every cell of one metric carries the same vote)."""

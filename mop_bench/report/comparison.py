@@ -7,8 +7,24 @@ from typing import Any
 
 from mop_bench import reference
 from mop_bench.report.aggregate import Group, dedupe, metric_label, split_majority, summarise
-from mop_bench.report.export import group_records, markdown_table, write_tables
+from mop_bench.report.bootstrap import BootstrapSettings
+from mop_bench.report.export import (
+    COLUMNS,
+    group_key_id,
+    group_records,
+    markdown_table,
+    write_tables,
+)
 from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, resolve_run_paths
+from mop_bench.report.paired import CACHE_DIR, analyse, apply_ranks
+from mop_bench.report.paired_view import (
+    PAIRED_COLUMNS,
+    SIGN,
+    method_text,
+    paired_markdown,
+    paired_records,
+    paired_tables,
+)
 from mop_bench.report.render import fmt_interval, relative_link, render_page
 from mop_bench.report.stats import TIE_RULE
 from mop_bench.report.views import cost_view, group_view, key_rows, mop_gaps, reference_view
@@ -21,19 +37,29 @@ def load_comparable(
     runs: list[RunData],
 ) -> tuple[list[RunData], list[tuple[RunData, str]]]:
     """Scored, de-duplicated runs sharing the majority comparable key; the rest with reasons."""
-    excluded = [(r, "no metrics.json (run not scored)") for r in runs if not r.has_metrics]
+    excluded = [
+        (r, "not scored (no metrics.json, or the run failed: see failed.json)")
+        for r in runs
+        if not r.has_metrics
+    ]
     scored, dups = dedupe([r for r in runs if r.has_metrics])
     kept, odd = split_majority(scored)
     return kept, excluded + dups + odd
 
 
 def render_comparison(
-    comp_dir: Path, *, ablation: bool | None = None, render_runs: bool = True
+    comp_dir: Path,
+    *,
+    ablation: bool | None = None,
+    render_runs: bool = True,
+    bootstrap: BootstrapSettings | None = None,
 ) -> Path:
     """Write comparison.html (ablation.html for an ablation) into `comp_dir`.
 
     `ablation=None` follows comparison.json's "ablation" flag. Each listed run's own
     report is rendered too (unless `render_runs` is False), so the page's links work.
+    `bootstrap` sets the paired tests' draws and seed (their draws are cached in
+    `comp_dir/paired_cache/`).
     """
     comp_dir = Path(comp_dir)
     meta_path = comp_dir / "comparison.json"
@@ -55,13 +81,18 @@ def render_comparison(
     if not kept:
         raise ValueError(f"{meta_path}: none of the listed runs has metrics.json")
     group = summarise(kept[0].comparable_key, kept)
+    paired = analyse(group, comp_dir / CACHE_DIR, bootstrap)
+    apply_ranks(group, paired)
     task = str(meta.get("task") or kept[0].task)
     page = comp_dir / ("ablation.html" if ablation else "comparison.html")
     view = group_view(group, comp_dir)
-    write_tables(group_records(task, 1, group), comp_dir / SUMMARY)
-    (comp_dir / SUMMARY).with_suffix(".md").write_text(
-        markdown_table(group, [row["sim"] for row in view["rows"]], TIE_RULE), encoding="utf-8"
-    )
+    records = [{"table": "simulators"} | r for r in group_records(task, 1, group)]
+    records += paired_records(task, 1, group_key_id(group), group, paired)
+    write_tables(records, comp_dir / SUMMARY, ["table", *COLUMNS, *PAIRED_COLUMNS])
+    markdown = markdown_table(group, [row["sim"] for row in view["rows"]], TIE_RULE)
+    if paired.metrics:
+        markdown += "\n" + paired_markdown(paired, group)
+    (comp_dir / SUMMARY).with_suffix(".md").write_text(markdown, encoding="utf-8")
     context = {
         "title": f"{'Ablation' if ablation else 'Comparison'} on {task}",
         "task": task,
@@ -88,13 +119,20 @@ def render_comparison(
         "ablation_rows": ablation_table(group) if ablation else [],
         "reference": reference_view(task, highlight="MoP", ablation=ablation),
         "tie_rule": TIE_RULE,
+        "paired": {
+            "tables": paired_tables(paired, group),
+            "method": method_text(paired),
+            "sign": SIGN,
+        },
     }
     return render_page(page, "comparison.html.j2", **context)
 
 
-def render_ablation(comp_dir: Path, *, render_runs: bool = True) -> Path:
+def render_ablation(
+    comp_dir: Path, *, render_runs: bool = True, bootstrap: BootstrapSettings | None = None
+) -> Path:
     """MoP and its ablations as one table beside the paper's Table 4 (writes ablation.html)."""
-    return render_comparison(comp_dir, ablation=True, render_runs=render_runs)
+    return render_comparison(comp_dir, ablation=True, render_runs=render_runs, bootstrap=bootstrap)
 
 
 def ours_vs_paper(group: Group, task: str) -> dict[str, Any]:

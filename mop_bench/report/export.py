@@ -14,6 +14,7 @@ from typing import Any
 from mop_bench.report.aggregate import COST_FIELDS, Group, metric_label
 from mop_bench.report.load import key_id
 from mop_bench.report.render import fmt_interval, fmt_num
+from mop_bench.safe_csv import write_csv
 
 COLUMNS = [
     "task",
@@ -38,7 +39,7 @@ COLUMNS = [
 
 def group_records(task: str, n: int, group: Group) -> list[dict[str, Any]]:
     """One record per simulator x metric; cost columns are the simulator's mean per seed."""
-    kid = hashlib.sha256(key_id(group.key).encode()).hexdigest()[:10]
+    kid = group_key_id(group)
     out = []
     for sim in group.sims:
         cost = group.cost(sim)
@@ -69,15 +70,24 @@ def group_records(task: str, n: int, group: Group) -> list[dict[str, Any]]:
     return out
 
 
-def write_tables(records: list[dict[str, Any]], stem: Path) -> tuple[Path, Path]:
+def group_key_id(group: Group) -> str:
+    return hashlib.sha256(key_id(group.key).encode()).hexdigest()[:10]
+
+
+def write_tables(
+    records: list[dict[str, Any]], stem: Path, columns: list[str] | None = None
+) -> tuple[Path, Path]:
     """`stem`.csv and `stem`.json from `records` (pandas); returns both paths."""
     import pandas as pd
 
-    df = pd.DataFrame.from_records(records, columns=COLUMNS)
-    df["rank"] = df["rank"].astype("Int64")  # ranks are integers; calibration rows have none
+    df = pd.DataFrame.from_records(records, columns=columns or COLUMNS)
+    # Integer columns stay integers where some rows have none (calibration, paired rows).
+    for col in ("rank", "n_draws", "bootstrap_seed"):
+        if col in df:
+            df[col] = df[col].astype("Int64")
     stem.parent.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = stem.with_suffix(".csv"), stem.with_suffix(".json")
-    df.to_csv(csv_path, index=False)
+    write_csv(df, csv_path)  # text cells neutralised against formula injection
     df.to_json(json_path, orient="records", indent=2)
     return csv_path, json_path
 
@@ -91,7 +101,8 @@ def markdown_table(group: Group, order: list[str], tie_rule: str) -> str:
     head += ["simulate s / seed"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for sim in order:
-        label = sim + (" (calibration)" if sim in group.calibration else "")
+        note = group.calibration_note(sim)
+        label = sim + (f" (calibration, {note})" if note else "")
         cells = [label, ", ".join(map(str, group.seeds(sim)))]
         for m in group.metrics:
             c = group.cells[(sim, m)]

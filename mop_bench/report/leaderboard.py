@@ -7,14 +7,18 @@ says what sets each extra group apart.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 from mop_bench.report.aggregate import dedupe, group_by_key, summarise
 from mop_bench.report.export import group_records, write_tables
 from mop_bench.report.load import REPORT, RunData, find_run_dirs, key_diff, load_run
 from mop_bench.report.render import relative_link, render_page
-from mop_bench.report.stats import TIE_RULE
+from mop_bench.report.stats import INTERVAL_RULE
 from mop_bench.report.views import group_view, key_rows, reference_view
+from mop_bench.store import incomplete_reason
+
+log = logging.getLogger(__name__)
 
 
 def build_leaderboard(
@@ -26,6 +30,8 @@ def build_leaderboard(
         raise FileNotFoundError(f"{results_dir}: results directory not found")
     out = Path(out) if out is not None else results_dir / "leaderboard.html"
     runs = [load_run(p) for p in find_run_dirs(results_dir)]
+    for path in find_run_dirs(results_dir, incomplete=True):
+        log.warning("leaderboard: skipped %s: %s", path, incomplete_reason(path))
     if render_runs:
         from mop_bench.report.run import render_run
 
@@ -69,5 +75,5 @@ def build_leaderboard(
         ],
         csv_name=out.with_suffix(".csv").name,
         json_name=out.with_suffix(".json").name,
-        tie_rule=TIE_RULE,
+        tie_rule=INTERVAL_RULE,
     )

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mop_bench.store import timing_totals
+from mop_bench.store import FAILED, incomplete_reason, timing_totals
 
 CONFIG = "config.json"
 METRICS = "metrics.json"
@@ -34,6 +34,8 @@ class RunData:
     has_metrics: bool = True
     cost: dict[str, float] = field(default_factory=dict)
     """Work summed over every finished invocation (timing.json; see store.timing_totals)."""
+    mixture: dict[str, Any] | None = None
+    """metrics.json's `mixture` entry (MoP-family runs): gate and sample diagnostics."""
 
     @property
     def spec(self) -> dict[str, Any]:
@@ -147,7 +149,7 @@ def load_run(run_dir: Path) -> RunData:
         raise ValueError(f"{run_dir / CONFIG}: field 'spec.simulator.name' is missing")
     cost = read_cost(run_dir)
     mpath = run_dir / METRICS
-    if not mpath.is_file():
+    if not mpath.is_file() or (run_dir / FAILED).is_file():  # failed: its metrics are stale
         return RunData(run_dir, config, {}, has_metrics=False, cost=cost)
     raw = read_json_file(mpath)
     if not isinstance(raw, dict):
@@ -155,13 +157,16 @@ def load_run(run_dir: Path) -> RunData:
     errors = raw.get("_errors") or {}
     timing = raw.get("_timing") or {}
     metrics: dict[str, dict[str, Any]] = {}
+    mixture = raw.get("mixture")
+    if mixture is not None and not isinstance(mixture, dict):
+        raise ValueError(f"{mpath}: field 'mixture' must be an object of diagnostics")
     for name, res in raw.items():
-        if name.startswith("_"):
+        if name.startswith("_") or name == "mixture":
             continue
         if not isinstance(res, dict) or "value" not in res:
             raise ValueError(f"{mpath}: field {name!r} is not a metric result (needs 'value')")
         metrics[name] = res
-    return RunData(run_dir, config, metrics, dict(errors), dict(timing), cost=cost)
+    return RunData(run_dir, config, metrics, dict(errors), dict(timing), cost=cost, mixture=mixture)
 
 
 def read_cost(run_dir: Path) -> dict[str, float]:
@@ -181,12 +186,13 @@ def read_cost(run_dir: Path) -> dict[str, float]:
     return timing_totals(history)
 
 
-def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory under `root` (inclusive) holding config.json and metrics.json."""
+def find_run_dirs(root: Path, *, incomplete: bool = False) -> list[Path]:
+    """Every complete run directory under `root` (inclusive): config.json and
+    metrics.json, no failed.json. With `incomplete`, the other run directories."""
     out = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         dirnames.sort()
-        if CONFIG in filenames and METRICS in filenames:
+        if CONFIG in filenames and (incomplete_reason(Path(dirpath)) is not None) == incomplete:
             out.append(Path(dirpath))
     return out
 

@@ -20,6 +20,13 @@ SYNTH_COLOR = "#d9632b"
 SERIES_COLORS = ["#1f6fb4", "#d9632b", "#2a9d4b", "#8e44ad", "#c0392b", "#7f8c8d", "#b7950b"]
 
 
+def plain(text: Any) -> str:
+    """`text` as literal plot text. Matplotlib parses anything between two `$` as
+    mathtext: a label such as `costs $5 to $10` rendered as italic math, and `a$^$b`
+    raised a parse error that lost the whole plot. An escaped `\\$` is drawn as `$`."""
+    return str(text).replace("$", r"\$")
+
+
 def _figure(width: float = 6.0, height: float = 3.6) -> Any:
     from matplotlib.figure import Figure
 
@@ -119,7 +126,7 @@ def projection(
                 alpha=0.45,
                 color=color,
                 marker=markers[lab % len(markers)] if lab >= 0 else "x",
-                label=f"{who}: {name}",
+                label=plain(f"{who}: {name}"),
                 rasterized=True,
             )
 
@@ -165,7 +172,7 @@ def interval_plot(
         x = np.arange(len(xs)) if categorical else np.asarray(xs, dtype=float)
         m = np.asarray(means, dtype=float)
         if not categorical:
-            ax.plot(x, m, color=color, linewidth=1.2, label=name)
+            ax.plot(x, m, color=color, linewidth=1.2, label=plain(name))
         for xi, mi, lo, hi in zip(x, m, lows, highs, strict=True):
             if lo is None or hi is None:
                 ax.plot([xi], [mi], marker="o", mfc="white", color=color)
@@ -174,11 +181,11 @@ def interval_plot(
                     [xi], [mi], yerr=[[mi - lo], [hi - mi]], fmt="o", color=color, capsize=4
                 )
         if categorical:
-            ax.set_xticks(x, [str(v) for v in xs], rotation=20, ha="right")
+            ax.set_xticks(x, [plain(v) for v in xs], rotation=20, ha="right")
         elif len(xs) <= 12:
             ax.set_xticks(x, [f"{v:g}" for v in x])  # only the values actually swept
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
+    ax.set_xlabel(plain(xlabel))
+    ax.set_ylabel(plain(ylabel))
     if not categorical and len(series) > 1:
         ax.legend(frameon=False, fontsize=8)
     ax.grid(alpha=0.25)

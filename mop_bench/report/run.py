@@ -9,6 +9,7 @@ from typing import Any
 from mop_bench import reference
 from mop_bench.report.aggregate import metric_label, metric_order
 from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, read_jsonl
+from mop_bench.report.mixture import diagnostics_view, personas_view
 from mop_bench.report.render import flatten, render_page, show
 from mop_bench.report.views import reference_view
 
@@ -50,7 +51,9 @@ def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
         "cosine_plot": _cosine_plot(run),
         "projection": _projection(run),
         "per_label": _per_label(run),
-        "mop": _mop_section(run.path),
+        "mop": _mop_section(run.path, run.mixture),
+        "mixture": diagnostics_view(run),
+        "transfer": _transfer(run),
         "spec_sections": _spec_sections(spec),
         "task_card": [(k, show(v)) for k, v in flatten(run.config.get("task") or {})],
         "data": [(k, show(v)) for k, v in flatten(run.config.get("data") or {})],
@@ -257,22 +260,14 @@ def _numbers(entry: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _mop_section(run_dir: Path) -> dict[str, Any] | None:
+def _mop_section(run_dir: Path, mixture: dict[str, Any] | None) -> dict[str, Any] | None:
     fit_path = run_dir / "fit" / "fit.json"
     personas_path = run_dir / "fit" / "personas.json"
     if not fit_path.is_file() and not personas_path.is_file():
         return None
     out: dict[str, Any] = {"personas": [], "curve": None, "cost": [], "settings": []}
     if personas_path.is_file():
-        personas = read_json_file(personas_path)
-        if isinstance(personas, dict):  # MoP writes {"personas": [...], "settings": {...}}
-            personas = personas.get("personas")
-        if not isinstance(personas, list):
-            raise ValueError(f"{personas_path}: expected a list of personas")
-        for n, p in enumerate(personas):
-            if not isinstance(p, dict) or "text" not in p:
-                raise ValueError(f"{personas_path}: entry {n}: needs a 'text' field")
-        out["personas"] = sorted(personas, key=lambda p: -int(p.get("cluster_size") or 0))
+        out["personas"] = personas_view(personas_path, mixture)
     if fit_path.is_file():
         fit = read_json_file(fit_path)
         train = fit.get("train") or {}
@@ -292,7 +287,7 @@ def _mop_section(run_dir: Path) -> dict[str, Any] | None:
                 "lm_scorings",
                 "score_tokens",
                 "score_seconds",
-                "max_new_scorings_per_example_epoch",
+                "blocks",
                 "cache_hits_from_disk",
             )
             if k in train
@@ -304,6 +299,22 @@ def _mop_section(run_dir: Path) -> dict[str, Any] | None:
             out["cost"].append(("wall_seconds", fit["wall_seconds"]))
         out["settings"] = [(k, show(v)) for k, v in flatten(fit.get("settings") or {})]
     return out
+
+
+def _transfer(run: RunData) -> list[tuple[str, Any]] | None:
+    """Both LMs of a transfer run (gates fitted with one, samples from the other)."""
+    source = run.config.get("gates_from")
+    if not isinstance(source, dict):
+        return None
+    lm = run.spec.get("lm") or {}
+    fitted = source.get("lm") or {}
+    return [
+        ("samples generated with", f"{lm.get('model')} ({lm.get('backend')}"
+         + (f", {lm['base_url']}" if lm.get("base_url") else "") + ")"),
+        ("gates and personas fitted with", f"{fitted.get('model')} ({fitted.get('backend')})"),
+        ("source fit", str(source.get("path"))),
+        ("source content hash", str(source.get("content_hash"))),
+    ]  # fmt: skip
 
 
 def _spec_sections(spec: dict[str, Any]) -> list[tuple[str, list[tuple[str, Any]]]]:

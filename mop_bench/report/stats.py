@@ -1,8 +1,10 @@
-"""Seed-replicate statistics for reports: mean, 95% t-interval, and the tie/win rule.
+"""Seed-replicate statistics for reports: mean, 95% t-interval, and the interval tie rule.
 
 A benchmark table that ranks simulators by a mean over a handful of seeds invites
-reading noise as progress, so every ranking in a report goes through `compare`: a
-difference only counts as a win when it is larger than the uncertainty around it.
+reading noise as progress, so a difference only counts as a win when it is larger than
+the uncertainty around it. Comparison pages replace the interval rule with paired tests
+where they exist (report/paired.py); the interval rule remains for metrics without one,
+for the leaderboard and for sweeps.
 """
 
 from __future__ import annotations
@@ -104,11 +106,25 @@ def rank_with_ties(
     return ranks
 
 
-TIE_RULE = (
+#: How the leaderboard and sweeps rank (runs there need not come from one paired design).
+INTERVAL_RULE = (
     "Each cell is the mean over run seeds with a 95% Student-t interval. Two simulators "
     "tie when their intervals overlap, i.e. when the difference of means is not larger "
     "than the sum of the two half-widths; for MAUVE the margin is never smaller than half "
     "of the spread over k-means seeds. A simulator's rank is 1 + the number of simulators "
     "that beat it, so tied simulators share a rank. With a single seed there is no "
     "interval: the value is shown, and only MAUVE's k-means spread can make a tie."
+)
+
+#: How comparison and ablation pages rank (see report/paired.py and docs/report.md).
+TIE_RULE = (
+    "Each cell is the mean over run seeds with a 95% Student-t interval, as a description. "
+    "Ranks on FID, MAUVE, KL-cosine and held-out NLL come from paired tests: for every "
+    "pair of simulators the difference is bootstrapped within each seed (one resample of "
+    "the sample indices both share and one of the golden set), pooled over seeds, tested "
+    "two-sided with the bootstrap standard error, and Holm-corrected over the pairs of "
+    "the metric at α = 0.05. A simulator's rank is 1 + the number of simulators that beat "
+    "it in those tests, so simulators not shown to differ share a rank. Metrics without a "
+    "paired test (downstream F1, label fidelity, copy rate) rank by interval overlap: two "
+    "simulators tie there when their intervals overlap."
 )

@@ -60,6 +60,7 @@ def group_view(group: Group, page_dir: Path, *, plots: bool = True) -> dict[str,
                 "cells": cells,
                 "links": links,
                 "calibration": sim in group.calibration,
+                "calibration_note": group.calibration_note(sim),
                 "paper": reference.paper_method_for(group.sim_spec(sim)),
             }
         )

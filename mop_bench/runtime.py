@@ -1,0 +1,37 @@
+"""What the machine contributes to a run's output, resolved once before the run starts.
+
+`dtype: auto` used to pick bf16 or fp32 from a timed matmul, so a busy machine could
+flip it between two runs of one fingerprint (issue 10). It is now a function of the
+hardware only, and the resolved dtype and the CPU's kernel family (AVX2, AVX512, ...;
+float kernels round differently on each) enter the fingerprint; the dtype also enters
+the comparable key, since it changes the model itself. The thread count is recorded but
+not hashed: generations, scores and embeddings were measured bit-identical with 1 and 2
+threads (tests/test_reproducible.py), and the gate fit runs single-threaded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mop_bench.spec import RunSpec
+
+
+def runtime_identity(spec: RunSpec) -> dict[str, Any]:
+    """`{"lm_dtype", "cpu_capability", "threads"}` for a run on this machine; `lm_dtype`
+    is None where no in-process LM computes the output (the `real` calibration, servers)."""
+    import torch
+
+    from mop_bench.lm.hf import default_threads
+    from mop_bench.lm.loading import choose_dtype
+
+    in_process = spec.lm.backend == "transformers" and spec.simulator.kind == "mop"
+    return {
+        "lm_dtype": choose_dtype(spec.lm.dtype) if in_process else None,
+        "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
+        "threads": default_threads(),
+    }
+
+
+def fingerprinted(runtime: dict[str, Any]) -> dict[str, Any]:
+    """The part of `runtime_identity` that decides outputs (enters the fingerprint)."""
+    return {k: runtime[k] for k in ("lm_dtype", "cpu_capability")}

@@ -1,0 +1,129 @@
+"""The allowed range of every numeric setting, checked once when a run spec is built.
+
+A setting outside its range used to surface late and far away (`budget.chunk_size=0`
+divided by zero deep in the runner, `fit.lr=nan` trained a model of NaNs), or not at
+all. The table below is declarative, one line per dotted path, so a new setting gets
+its range by adding one line; `tests/test_guards.py` fails if a numeric setting has none.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rule:
+    """`lo <= value <= hi` (either bound optional, each optionally strict); a tuple
+    setting must be non-empty and every item must obey the rule."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def describe(self) -> str:
+        parts = []
+        if self.lo is not None:
+            parts.append(f"{'>' if self.lo_open else '>='} {self.lo:g}")
+        if self.hi is not None:
+            parts.append(f"{'<' if self.hi_open else '<='} {self.hi:g}")
+        return " and ".join(parts) or "a finite number"
+
+    def ok(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        if not math.isfinite(value):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        return not (self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi))
+
+
+def at_least(lo: float) -> Rule:
+    return Rule(lo=lo)
+
+
+def above(lo: float) -> Rule:
+    return Rule(lo=lo, lo_open=True)
+
+
+def between(lo: float, hi: float, *, lo_open: bool = False, hi_open: bool = False) -> Rule:
+    return Rule(lo=lo, hi=hi, lo_open=lo_open, hi_open=hi_open)
+
+
+#: Dotted RunSpec path -> allowed range. Add one line per new numeric setting.
+RANGES: dict[str, Rule] = {
+    "seed": at_least(0),
+    "budget.n_samples": at_least(1),
+    "budget.max_new_tokens": at_least(1),
+    "budget.temperature": at_least(0),  # 0 = greedy decoding
+    "budget.top_p": between(0, 1, lo_open=True),
+    "budget.chunk_size": at_least(1),
+    "data.pool_size": at_least(1),
+    "data.golden_size": at_least(1),
+    "simulator.n_personas": at_least(1),
+    "simulator.n_fixed_exemplars": at_least(1),
+    "metrics.kl_bins": at_least(2),
+    "metrics.kl_max_pairs": at_least(1),
+    "metrics.kl_epsilon": above(0),
+    "metrics.mauve_seeds": at_least(0),
+    "metrics.mauve_scaling": above(0),
+    "metrics.copy_cosine": between(0, 1, lo_open=True),
+    "metrics.copy_ngram": at_least(1),
+    "fit.top_m": at_least(1),
+    "fit.n_train": at_least(1),
+    "fit.epochs": at_least(0),
+    "fit.lr": above(0),
+    "fit.gate_lr": above(0),
+    "fit.proj_dim": at_least(1),
+    "fit.temperature_grid": above(0),
+    "fit.score_max_tokens": at_least(1),
+    "fit.persona_cluster_samples": at_least(1),
+    "fit.persona_max_new_tokens": at_least(1),
+    "fit.train_batch_size": at_least(1),
+    "fit.exemplar_words": at_least(1),
+    "fit.inner_steps": at_least(1),
+    "fit.max_temperature": above(0),
+    "fit.tau_init": above(0),
+    "fit.candidates": at_least(1),
+    "fit.explore": between(0, 1),
+    "fit.gate_scale_max": above(1),
+    "fit.gate_entropy": at_least(0),
+    "metrics.heldout_n": at_least(1),
+    "metrics.heldout_samples": at_least(1),
+    "metrics.heldout_block": at_least(1),
+}
+
+
+def _get(obj: Any, path: str) -> Any:
+    for part in path.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def range_errors(spec: Any) -> list[str]:
+    """One message per setting of `spec` (a RunSpec) that is outside its range."""
+    errors = []
+    for path, rule in RANGES.items():
+        try:
+            value = _get(spec, path)
+        except AttributeError:
+            continue  # a setting this spec does not have (the table may run ahead)
+        if isinstance(value, tuple | list):
+            bad = [v for v in value if not rule.ok(v)]
+            if not value:
+                errors.append(f"{path} must not be empty")
+            elif bad:
+                errors.append(f"{path} items must be {rule.describe()}, got {bad[0]!r}")
+        elif not rule.ok(value):
+            errors.append(f"{path} must be {rule.describe()}, got {value!r}")
+    return errors
+
+
+def validate_spec(spec: Any) -> None:
+    """Raise one ValueError naming every out-of-range setting of `spec`."""
+    errors = range_errors(spec)
+    if errors:
+        raise ValueError("invalid settings: " + "; ".join(errors))

@@ -1,0 +1,71 @@
+"""Loaded resources shared by the runs of one process: task data, encoders, LMs.
+
+A comparison of many simulators loads each of them once. Kept apart from the runner so
+that the stages (scoring, re-scoring) can use it without importing the recipe.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from mop_bench.spec import EncoderSpec, LMSpec, RunSpec
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Workspace:
+    """Loaded resources shared by the runs of one process."""
+
+    progress: bool = True
+    lm_batch_size: int | None = None
+    _lms: dict[LMSpec, Any] = field(default_factory=dict)
+    _encoders: dict[EncoderSpec, Any] = field(default_factory=dict)
+    _tasks: dict[tuple, Any] = field(default_factory=dict)
+    _cards: dict[tuple, Any] = field(default_factory=dict)
+
+    def card(self, spec: RunSpec):
+        d = spec.data
+        key = (spec.task, d.data_file, d.text_column, d.label_column)
+        if key not in self._cards:
+            from mop_bench.data import resolve_task
+
+            self._cards[key] = resolve_task(
+                spec.task,
+                data_file=d.data_file,
+                text_column=d.text_column,
+                label_column=d.label_column,
+            )
+        return self._cards[key]
+
+    def task(self, spec: RunSpec):
+        key = (spec.task, spec.data, spec.seed)
+        if key not in self._tasks:
+            from mop_bench.data import load_task
+
+            self._tasks[key] = load_task(
+                self.card(spec), spec.data, spec.seed, progress=self.progress
+            )
+        return self._tasks[key]
+
+    def encoder(self, spec: EncoderSpec):
+        if spec not in self._encoders:
+            from mop_bench.embed import Encoder
+
+            self._encoders[spec] = Encoder(spec, progress=self.progress)
+        return self._encoders[spec]
+
+    def lm(self, spec: LMSpec):
+        if spec not in self._lms:
+            from mop_bench.lm import load_lm
+
+            t0 = time.perf_counter()
+            kwargs = {"progress": self.progress}
+            if self.lm_batch_size:
+                kwargs["batch_size"] = self.lm_batch_size
+            self._lms[spec] = load_lm(spec, **kwargs)
+            log.info("loaded LM %s in %.1fs", spec.model, time.perf_counter() - t0)
+        return self._lms[spec]
