@@ -104,6 +104,19 @@ class Simulator(Protocol):
         ...
 
 
+def _no_heldout_message(task: Any) -> str:
+    """Why `real` has nothing to draw from, and the setting that fixes it."""
+    card = task.card
+    split = card.pool_split
+    shared = card.splits[card.pool_split] == card.splits[card.golden_split]
+    golden = f"; the golden set took {len(task.golden)} rows of the same file" if shared else ""
+    return (
+        "the real simulator needs held-out real examples, and none remain: the pool took "
+        f"all {len(task.pool)} rows of the {split!r} split{golden}; "
+        f"use --set pool=N with N < {len(task.pool)}"
+    )
+
+
 class RealSimulator:
     """Calibration: held-out real texts (never in the golden set) for the contexts.
 
@@ -119,7 +132,7 @@ class RealSimulator:
         self.inputs = inputs
         heldout = inputs.task.heldout
         if not heldout:
-            raise ValueError("the real simulator needs held-out real examples, and none remain")
+            raise ValueError(_no_heldout_message(inputs.task))
         self._by_label: dict[Any, list[int]] = {}
         for i, ex in enumerate(heldout):
             self._by_label.setdefault(ex.label, []).append(i)

@@ -286,7 +286,8 @@ def test_comparison_excludes_incomparable_and_ranks_with_ties(tmp_path: Path) ->
     assert "mop-no-exemplars" in html
     assert "budget.n_samples: 50 (vs 300)" in html  # the reason it was excluded
     assert "0.910 ± 0.025" in html  # mop FID mean over seeds 0.90/0.91/0.92 (t-interval)
-    assert "calibration, not ranked" in html
+    # The page says what the calibration row shows (the spec default: length-matched).
+    assert "calibration (length-matched to 64 tokens), not ranked" in html
     assert "Holm-corrected" in html and "intervals overlap" in html  # both rules explained
     assert "Paired differences" in html and "fixed-few-shot − mop" in html
     # links to each run's report, relative, and the reports exist

@@ -69,7 +69,7 @@ def test_comparison_writes_cost_table_and_exports(tmp_path: Path) -> None:
     # mop: FID 0.90/0.91/0.92 -> 0.910 ± 0.025, rank 1; mean simulate 110 s over 3 seeds.
     assert "0.910 ± 0.025 (1)" in lines["mop"] and lines["mop"].endswith("| 110 |")
     # real: FID 0.4 on every seed -> "± 0.000" (not float round-off), and no rank.
-    assert "| 0.400 ± 0.000 |" in lines["real (calibration)"]
+    assert "| 0.400 ± 0.000 |" in lines["real (calibration, length-matched to 64 tokens)"]
     assert lines["fixed-few-shot"].endswith("| — |")  # make_run writes no history
     assert "mop-no-exemplars" not in md  # incomparable runs stay out of the table
 
