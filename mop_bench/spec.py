@@ -226,7 +226,8 @@ class FitSpec:
     gate_entropy: float = 0.1
     """Weight of KL(gate || uniform over allowed pairs) added to the loss (0 = off). The
     gradient steps reuse a few scored candidates many times; without it the gate learns
-    the candidates' noise (a flat planted problem kept 5 of 39 exemplars, 25 with it)."""
+    the candidates' noise (a flat planted problem: 12.9 effective exemplars of 39 without
+    it, 25.3 with it)."""
     exemplar_words: int = 120
     """Exemplar texts in prompts are cut to this many words."""
 
