@@ -21,7 +21,7 @@ from mop_bench import store
 from mop_bench.guard import check_size
 from mop_bench.paths import safe_name
 from mop_bench.presets import preset as preset_values
-from mop_bench.runtime import fingerprinted, runtime_identity
+from mop_bench.runtime import comparable_lm_dtype, fingerprinted, runtime_identity
 from mop_bench.scoring import HELDOUT, score_stage
 from mop_bench.spec import RunSpec, with_overrides
 from mop_bench.types import Context, Generation
@@ -189,7 +189,7 @@ def _write_config(run_dir: Path, spec: RunSpec, task_data, gates_source=None, ru
         config["comparable_key"]["gates_from"] = gates_source.content_hash
     if runtime is not None:
         config["runtime"] = runtime  # resolved dtype, CPU kernels, threads
-        config["comparable_key"]["lm_dtype"] = runtime["lm_dtype"]
+        config["comparable_key"]["lm_dtype"] = comparable_lm_dtype(spec, runtime)
     path = run_dir / "config.json"
     if path.exists():
         old = store.read_json(path)

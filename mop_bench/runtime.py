@@ -32,6 +32,19 @@ def runtime_identity(spec: RunSpec) -> dict[str, Any]:
     }
 
 
+def comparable_lm_dtype(spec: RunSpec, runtime: dict[str, Any]) -> str | None:
+    """The LM dtype a run is compared under (its comparable key). The `real` calibration
+    computes nothing with the LM (it only uses its tokenizer to length-match), yet it
+    is compared beside the simulators that ran the in-process LM, so it takes their
+    dtype; without it every comparison left the calibration row out ("lm_dtype: null").
+    Servers: None for every run."""
+    if runtime["lm_dtype"] is not None or spec.lm.backend != "transformers":
+        return runtime["lm_dtype"]
+    from mop_bench.lm.loading import choose_dtype
+
+    return choose_dtype(spec.lm.dtype)
+
+
 def fingerprinted(runtime: dict[str, Any]) -> dict[str, Any]:
     """The part of `runtime_identity` that decides outputs (enters the fingerprint)."""
     return {k: runtime[k] for k in ("lm_dtype", "cpu_capability")}

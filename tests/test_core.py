@@ -93,3 +93,18 @@ def test_write_json_is_atomic(tmp_path):
     assert json.loads(path.read_text()) == {"a": [1, 2]}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp files left behind
     assert not any(name.endswith(".tmp") for name in os.listdir(tmp_path))
+
+
+def test_real_is_compared_under_the_simulators_lm_dtype():
+    """`real` runs no LM (lm_dtype None in its fingerprint) but must share the
+    comparable key of the in-process simulators beside it; every comparison left the
+    calibration row out before ("lm_dtype: null")."""
+    from mop_bench.runner import build_spec
+    from mop_bench.runtime import comparable_lm_dtype, runtime_identity
+
+    real, mop = (build_spec("yelp", sim, preset="smoke") for sim in ("real", "mop"))
+    rt_real, rt_mop = runtime_identity(real), runtime_identity(mop)
+    assert rt_real["lm_dtype"] is None and rt_mop["lm_dtype"] in ("bfloat16", "float32")
+    assert comparable_lm_dtype(real, rt_real) == comparable_lm_dtype(mop, rt_mop)
+    served = build_spec("yelp", "real", preset="smoke", overrides={"lm.backend": "openai"})
+    assert comparable_lm_dtype(served, runtime_identity(served)) is None
