@@ -192,9 +192,14 @@ def summarise(key: dict[str, Any], runs: list[RunData], confidence: float = 0.95
         for sim in group.sims:
             members = group.runs_of(sim)
             vals, seeds, spreads = [], [], []
+            missing = 0
             for r in members:
                 v = r.value(metric)
                 if v is None:
+                    # A calibration run never computes some metrics (real has no
+                    # fitted model, so no heldout_nll): not applicable, not failed.
+                    n_a = r.is_calibration and metric not in r.metrics and metric not in r.errors
+                    missing += 0 if n_a else 1
                     continue
                 vals.append(v)
                 seeds.append(r.seed)
@@ -207,7 +212,7 @@ def summarise(key: dict[str, Any], runs: list[RunData], confidence: float = 0.95
                 interval=mean_interval(vals, confidence) if vals else None,
                 higher_is_better=hib,
                 spread=statistics.fmean(spreads) if spreads else None,
-                missing=len(members) - len(vals),
+                missing=missing,
             )
             group.cells[(sim, metric)] = cell
         ranked = {
