@@ -186,6 +186,15 @@ def test_planted_persona_gate_learns_where_mass_belongs(tmp_path: Path) -> None:
     assert int(pi_neg.argmax()) == 5 and float(pi_neg[5]) > 0.5, pi_neg
     losses = [ep["loss"] for ep in record["epochs"]]
     assert losses[-1] < losses[0]
+    # The taus of the planted personas learn; "trained" means the tau moved from its
+    # start, and every persona with posterior mass at the end is among them.
+    trained = record["personas_trained"]
+    assert {2, 5} <= set(trained)
+    first = record["epochs"][0]["taus"]
+    mass = record["persona_responsibility"]
+    assert all(k in trained for k, m in enumerate(mass) if m >= 1.0)
+    assert sum(mass) == pytest.approx(24, rel=1e-6)  # one unit of posterior per row
+    assert len(first) == len(mass) == 6
 
 
 def test_scoring_is_counted_never_repeated_and_resumes(tmp_path: Path) -> None:

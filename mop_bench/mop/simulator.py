@@ -227,7 +227,7 @@ class MoPSimulator:
         art.save_gates(out / art.GATES, gates.to_checkpoint())
         self._keep(mixture, gates, g_feat, e_feat)
         record = self._record_for(personas, mixture, gates, settings)
-        compared = (train_record.get("candidates") or {}).get("personas_compared")
+        compared = train_record.get("personas_trained")
         record |= {
             "reused": False,
             "train": train_record,
