@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from mop_bench.mop.candidates import Block, add_top_m, enumerate_or_sample, make_blocks
-from mop_bench.mop.gates import MixtureGates
+from mop_bench.mop.gates import MixtureGates, using_threads
 from mop_bench.mop.mixture import Mixture
 from mop_bench.mop.scoring import ScoreCache, block_triples, interpolate_logprob, score_missing
 from mop_bench.spec import FitSpec
@@ -173,21 +172,6 @@ def fit_mixture(
         return _fit(
             mixture, gates, train, x_feat, g_feat, e_feat, lm, cache, fit, grid, seed, lm_threads
         )
-
-
-@contextmanager
-def using_threads(n: int) -> Iterator[None]:
-    """Torch's intra-op thread count set to `n` for the block, restored after. The gate
-    arithmetic runs on one thread: its tensors are tiny, so a second thread only waits
-    (seen 6x slower on a busy 2-core machine), and float sums then cannot depend on the
-    machine's thread count. LM scoring inside the fit gets the LM's threads back (it ran
-    on one thread by mistake until 2026-12-02: about half the fit's speed here)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _fit(

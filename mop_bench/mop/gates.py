@@ -25,6 +25,8 @@ parts switched off. `gate_probs` is the same arithmetic in numpy for generation.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -141,7 +143,19 @@ class MixtureGates(nn.Module):
 
         x: (B, d) context features; g: (K, d) persona features or None; e: (J, d)
         exemplar features or None (one slot); allowed: (B, J) bool, False where an
-        exemplar must not be used for that row (its own text, another label)."""
+        exemplar must not be used for that row (its own text, another label). Computed on
+        one thread: a (B, K, J) softmax is large enough for torch to split its sums
+        across threads, and the last bits then depend on the thread count."""
+        with using_threads(1):
+            return self._log_gates(x, g, e, allowed)
+
+    def _log_gates(
+        self,
+        x: torch.Tensor,
+        g: torch.Tensor | None,
+        e: torch.Tensor | None,
+        allowed: torch.Tensor | None,
+    ) -> torch.Tensor:
         b = x.shape[0]
         k = self.config["n_personas"]
         s_pi, s_omega = self.scales()
@@ -216,3 +230,18 @@ def unit_rows(x: np.ndarray, cosine: bool = True) -> np.ndarray:
     """Rows scaled to unit length (the numpy twin of `_unit`); unchanged for `dot`."""
     x = np.asarray(x, dtype=np.float64)
     return x / np.sqrt((x * x).sum(-1, keepdims=True) + _EPS) if cosine else x
+
+
+@contextmanager
+def using_threads(n: int) -> Iterator[None]:
+    """Torch's intra-op thread count set to `n` for the block, restored after. The gate
+    arithmetic runs on one thread: its tensors are tiny, so a second thread only waits
+    (seen 6x slower on a busy 2-core machine), and float sums then cannot depend on the
+    machine's thread count. LM scoring inside the fit gets the LM's threads back (it ran
+    on one thread by mistake until 2026-12-02: about half the fit's speed here)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
