@@ -21,9 +21,8 @@ from mop_bench.mop.candidates import select_pairs
 from mop_bench.mop.fit import fit_mixture
 from mop_bench.mop.gates import MixtureGates
 from mop_bench.mop.mixture import Mixture, make_slots
-from mop_bench.mop.persona_synth import clean_persona, distinctive_words
 from mop_bench.mop.prompts import PromptSettings
-from mop_bench.mop.scoring import ScoreCache, interpolate_logprob
+from mop_bench.mop.scoring import ScoreCache
 from mop_bench.registry import cards_dir
 from mop_bench.simulators import SimulationInputs, load_simulator_file
 from mop_bench.spec import BudgetSpec, FitSpec, RunSpec, SimulatorSpec
@@ -238,33 +237,6 @@ def test_torn_cache_line_is_rescored(tmp_path: Path) -> None:
     assert len(again) == 2 and "c" not in again
 
 
-def test_interpolation_is_linear_in_inverse_tau_and_differentiable() -> None:
-    grid = torch.tensor([0.5, 1.0, 2.0], dtype=torch.float64)
-    ll = torch.tensor([[2.0, 1.0, 0.5]], dtype=torch.float64)  # = 1/tau exactly
-    tau = torch.tensor([0.8], dtype=torch.float64, requires_grad=True)
-    val = interpolate_logprob(ll, grid, tau)
-    assert val.item() == pytest.approx(1 / 0.8)
-    val.sum().backward()
-    assert float(tau.grad) == pytest.approx(-1 / 0.8**2)
-    at_grid = interpolate_logprob(ll, grid, torch.tensor([2.0], dtype=torch.float64))
-    assert float(at_grid) == pytest.approx(0.5)
-
-
-def test_cubic_interpolation_puts_the_optimum_between_grid_points() -> None:
-    """A concave log-likelihood in beta = 1/tau whose maximum lies between two grid
-    points: the linear chord's optimum sits on a grid point, the Hermite curve's near
-    the true one."""
-    grid = torch.tensor([0.5, 0.6, 0.7, 0.8, 0.9, 1.0], dtype=torch.float64)
-    best = 1 / 0.74  # beta of the planted optimum
-    ll = -((1 / grid - best) ** 2)[None, :]
-    taus = torch.linspace(0.5, 1.0, 501, dtype=torch.float64)
-    vals = interpolate_logprob(ll.expand(len(taus), -1), grid, taus)
-    assert float(taus[int(vals.argmax())]) == pytest.approx(0.74, abs=0.003)
-    # Exact at the knots.
-    at = interpolate_logprob(ll.expand(6, -1), grid, grid)
-    assert torch.allclose(at, ll[0])
-
-
 def test_select_pairs_distinct_personas_and_exclusion() -> None:
     log_w = np.log(np.array([[0.5, 0.3, 0.1], [0.05, 0.03, 0.02]]))
     log_w[0, 0] = -np.inf  # excluded exemplar
@@ -402,37 +374,3 @@ def test_fixed_few_shot_never_shows_own_example_when_fitting(tmp_path: Path) -> 
         n_examples[prompt.count("<Example>")] += 1
     assert n_examples == Counter({3: 24 - 3, 2: 3})
     assert all(uid in pool for uid in fixed)
-
-
-def test_clean_persona_and_keywords() -> None:
-    assert clean_persona("Sure! You are a night owl who loves bars. Also...", 40) == (
-        "You are a night owl who loves bars."
-    )
-    assert clean_persona("A thrifty parent who reviews diners", 40) == (
-        "You are a thrifty parent who reviews diners."
-    )
-    assert clean_persona(
-        "You are Emily Carter, a stylist who loves shoes: they are my love.", 40
-    ) == ("You are a stylist who loves shoes.")
-    assert clean_persona("You are.", 40) is None
-    assert clean_persona("", 40) is None
-    # Pre-filled answers continue "You are a"; a small model's loop is cut.
-    assert clean_persona(" loyal diner who praises fresh pasta. More", 40, prefilled=True) == (
-        "You are a loyal diner who praises fresh pasta."
-    )
-    looped = " customer who loves spicy food and who loves spicy food and who loves"
-    assert clean_persona(looped, 40, prefilled=True) == "You are a customer who loves spicy food."
-    looped = " customer who writes about a customer who is a customer who is a customer"
-    assert clean_persona(looped, 40, prefilled=True) is None  # "a customer who writes"
-    texts = [
-        "pizza pizza cheese kaitlynn kaitlynn kaitlynn",
-        "pizza crust cheese",
-        "pizza oven crust",
-        "coffee latte beans",
-        "latte coffee cup",
-        "coffee espresso latte",
-    ]
-    words = distinctive_words(texts, np.array([0, 0, 0, 1, 1, 1]), 2, 3, 0.1)
-    assert words[0][:2] == ["pizza", "cheese"] or words[0][:2] == ["pizza", "crust"]
-    assert "kaitlynn" not in words[0]  # one review's name: below the document floor
-    assert set(words[1][:2]) == {"coffee", "latte"}

@@ -6,7 +6,13 @@ from __future__ import annotations
 import numpy as np
 
 from mop_bench.lm.base import Completion, LMStats
-from mop_bench.mop.persona_synth import SHOTS, cluster_stats, synthesizer_messages
+from mop_bench.mop.persona_synth import (
+    SHOTS,
+    clean_persona,
+    cluster_stats,
+    distinctive_words,
+    synthesizer_messages,
+)
 from mop_bench.mop.personas import PersonaSettings, synthesize
 from mop_bench.spec import FitSpec
 from tests.test_mop import make_pool
@@ -76,3 +82,37 @@ def test_statistics_line_and_prompt_shape() -> None:
     sentence = stats.sentence()
     assert "mostly" not in sentence and "positive texts" in sentence
     assert sentence.endswith("who often mentions tasty and fresh.")
+
+
+def test_clean_persona_and_keywords() -> None:
+    assert clean_persona("Sure! You are a night owl who loves bars. Also...", 40) == (
+        "You are a night owl who loves bars."
+    )
+    assert clean_persona("A thrifty parent who reviews diners", 40) == (
+        "You are a thrifty parent who reviews diners."
+    )
+    assert clean_persona(
+        "You are Emily Carter, a stylist who loves shoes: they are my love.", 40
+    ) == ("You are a stylist who loves shoes.")
+    assert clean_persona("You are.", 40) is None
+    assert clean_persona("", 40) is None
+    # Pre-filled answers continue "You are a"; a small model's loop is cut.
+    assert clean_persona(" loyal diner who praises fresh pasta. More", 40, prefilled=True) == (
+        "You are a loyal diner who praises fresh pasta."
+    )
+    looped = " customer who loves spicy food and who loves spicy food and who loves"
+    assert clean_persona(looped, 40, prefilled=True) == "You are a customer who loves spicy food."
+    looped = " customer who writes about a customer who is a customer who is a customer"
+    assert clean_persona(looped, 40, prefilled=True) is None  # "a customer who writes"
+    texts = [
+        "pizza pizza cheese kaitlynn kaitlynn kaitlynn",
+        "pizza crust cheese",
+        "pizza oven crust",
+        "coffee latte beans",
+        "latte coffee cup",
+        "coffee espresso latte",
+    ]
+    words = distinctive_words(texts, np.array([0, 0, 0, 1, 1, 1]), 2, 3, 0.1)
+    assert words[0][:2] == ["pizza", "cheese"] or words[0][:2] == ["pizza", "crust"]
+    assert "kaitlynn" not in words[0]  # one review's name: below the document floor
+    assert set(words[1][:2]) == {"coffee", "latte"}
