@@ -21,7 +21,7 @@ _EXPORTS = {
     "MetricSpec": "mop_bench.spec",
     "FitSpec": "mop_bench.spec",
     "SimulatorSpec": "mop_bench.spec",
-    "with_overrides": "mop_bench.spec",
+    "with_overrides": "mop_bench.overrides",
     "build_spec": "mop_bench.runner",
     "run": "mop_bench.runner",
     "rescore": "mop_bench.scoring",
@@ -39,6 +39,7 @@ __all__ = [*_EXPORTS, "__version__"]
 
 if TYPE_CHECKING:
     from mop_bench.compare import compare, sweep
+    from mop_bench.overrides import with_overrides
     from mop_bench.runner import RunOptions, Workspace, build_spec, run
     from mop_bench.scoring import rescore
     from mop_bench.spec import (
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
         MetricSpec,
         RunSpec,
         SimulatorSpec,
-        with_overrides,
     )
     from mop_bench.types import Context, Example, Generation, MetricResult
 

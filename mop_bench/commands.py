@@ -148,7 +148,7 @@ def cmd_ls(args: Any) -> int:
         for name in LM_BACKENDS.names():
             print(name)
     elif args.what == "settings":
-        from mop_bench.spec import ALIASES, field_paths
+        from mop_bench.overrides import ALIASES, field_paths
 
         print("settings (use with --set KEY=VALUE):")
         for path in field_paths():

@@ -101,8 +101,8 @@ def sweep(
     name: str | None = None,
 ) -> Path:
     """Run the grid of `axes` (setting -> values) for every seed; report metric curves."""
+    from mop_bench.overrides import resolve_path
     from mop_bench.report import render_sweep
-    from mop_bench.spec import resolve_path
 
     options = options or RunOptions()
     workspace = workspace or Workspace(progress=options.progress)

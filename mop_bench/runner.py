@@ -19,11 +19,12 @@ from typing import Any
 
 from mop_bench import store
 from mop_bench.guard import check_size
+from mop_bench.overrides import with_overrides
 from mop_bench.paths import safe_name
 from mop_bench.presets import preset as preset_values
 from mop_bench.runtime import comparable_lm_dtype, fingerprinted, runtime_identity
 from mop_bench.scoring import HELDOUT, score_stage
-from mop_bench.spec import RunSpec, with_overrides
+from mop_bench.spec import RunSpec
 from mop_bench.types import Context, Generation
 from mop_bench.validate import validate_spec
 from mop_bench.workspace import Workspace

@@ -11,7 +11,7 @@ import dataclasses
 import hashlib
 import json
 import typing
-from dataclasses import dataclass, field, fields, is_dataclass, replace
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 PersonaSource = Literal["synthesized", "keywords", "random", "none"]
@@ -284,75 +284,6 @@ class RunSpec:
 
 
 _NOT_OUTPUT = [("data", "data_dir"), ("data", "data_file")]
-
-
-# --------------------------------------------------------------------------- overrides
-
-#: Short names accepted by `--set` and sweeps, mapped to dotted RunSpec paths.
-ALIASES: dict[str, str] = {
-    "n": "budget.n_samples",
-    "samples": "budget.n_samples",
-    "max_new_tokens": "budget.max_new_tokens",
-    "temperature": "budget.temperature",
-    "pool": "data.pool_size",
-    "golden": "data.golden_size",
-    "personas": "simulator.n_personas",
-    "fixed_exemplars": "simulator.n_fixed_exemplars",
-    "top_m": "fit.top_m",
-    "epochs": "fit.epochs",
-    "lr": "fit.lr",
-    "gate_lr": "fit.gate_lr",
-    "n_train": "fit.n_train",
-    "proj_dim": "fit.proj_dim",
-    "model": "lm.model",
-    "encoder": "encoder.model",
-    "seed": "seed",
-}
-
-
-def field_paths(cls: type = RunSpec, prefix: str = "") -> list[str]:
-    """All dotted paths of scalar fields settable with `--set` (for help and errors)."""
-    out: list[str] = []
-    hints = typing.get_type_hints(cls)
-    for f in fields(cls):
-        tp = hints[f.name]
-        if isinstance(tp, type) and is_dataclass(tp):
-            out.extend(field_paths(tp, f"{prefix}{f.name}."))
-        else:
-            out.append(f"{prefix}{f.name}")
-    return out
-
-
-def resolve_path(key: str) -> str:
-    """Map an alias or dotted path to a dotted path, with a did-you-mean error."""
-    key = key.strip()
-    path = ALIASES.get(key, key)
-    known = field_paths()
-    if path not in known:
-        from mop_bench.registry import suggest
-
-        raise KeyError(
-            f"unknown setting {key!r}{suggest(key, [*known, *ALIASES])}; "
-            f"settable: {', '.join(sorted(ALIASES))} or any of {', '.join(known)}"
-        )
-    return path
-
-
-def with_overrides(spec: RunSpec, overrides: dict[str, Any]) -> RunSpec:
-    """Return `spec` with dotted-path (or alias) overrides applied; values are coerced
-    to the field's type, so strings from the command line work."""
-    for key, value in overrides.items():
-        path = resolve_path(key)
-        spec = _set_path(spec, path.split("."), value)
-    return spec
-
-
-def _set_path(obj: Any, parts: list[str], value: Any) -> Any:
-    name = parts[0]
-    if len(parts) == 1:
-        tp = typing.get_type_hints(type(obj))[name]
-        return replace(obj, **{name: _coerce(value, tp, name)})
-    return replace(obj, **{name: _set_path(getattr(obj, name), parts[1:], value)})
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:

@@ -7,8 +7,9 @@ import os
 
 import pytest
 
+from mop_bench.overrides import with_overrides
 from mop_bench.registry import Registry, UnknownNameError
-from mop_bench.spec import RunSpec, SimulatorSpec, with_overrides
+from mop_bench.spec import RunSpec, SimulatorSpec
 from mop_bench.store import GenerationLog, write_json
 from mop_bench.types import Generation
 

@@ -15,8 +15,9 @@ import pytest
 from mop_bench import embed
 from mop_bench.cli import main
 from mop_bench.data import DataError, load_card, load_task, resolve_task
+from mop_bench.overrides import field_paths
 from mop_bench.runner import build_spec
-from mop_bench.spec import DataSpec, EncoderSpec, LMSpec, RunSpec, field_paths
+from mop_bench.spec import DataSpec, EncoderSpec, LMSpec, RunSpec
 from mop_bench.validate import RANGES, range_errors
 
 # ------------------------------------------------------------------ item 3: the cache
