@@ -3,8 +3,8 @@
     mop-bench doctor --backend openai --base-url http://127.0.0.1:8000/v1 --model M
 
 prints one line per capability (pass / FAIL / warn / skip and the reason; the checks
-are in `doctor_checks.py` and `doctor_server.py`) and caches the result per (server
-URL, model, engine, engine version) under `$MOP_BENCH_CACHE/doctor/`.
+are in `doctor_checks.py`, `doctor_server.py` and `doctor_generation.py`) and caches the
+result per (server URL, model, engine, engine version) under `$MOP_BENCH_CACHE/doctor/`.
 
 The interface for code that scores (a MoP fit, a held-out likelihood):
 
