@@ -31,7 +31,10 @@ def publish(results: Path, reports: Path) -> None:
             dst = target / src.relative_to(results)
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst)
-    pages = sorted(target.glob("comparisons/*/comparison.html"))
+    # Comparison and ablation pages (an ablation is a comparison rendered as ablation.html).
+    pages = sorted(
+        [*target.glob("comparisons/*/comparison.html"), *target.glob("comparisons/*/ablation.html")]
+    )
     items = "".join(
         f'<li><a href="{html.escape(p.relative_to(reports).as_posix())}">'
         f"{html.escape(p.parent.name)}</a></li>"
@@ -45,7 +48,7 @@ def publish(results: Path, reports: Path) -> None:
         f"<ul>{items}<li><a href='results/leaderboard.html'>leaderboard</a></li></ul>\n",
         encoding="utf-8",
     )
-    print(f"published {len(pages)} comparison(s) to {reports}")
+    print(f"published {len(pages)} comparison/ablation page(s) to {reports}")
 
 
 if __name__ == "__main__":
