@@ -11,6 +11,10 @@ from mop_bench.arguments import spec_overrides, task_name
 
 log = logging.getLogger("mop_bench")
 
+#: Metrics printed after `run` and `score`: the distribution match, and beside it the
+#: share of broken texts (a scaffolding failure must not pass for a worse FID).
+SUMMARY_METRICS = ("fid", "mauve", "kl_cosine", "format")
+
 
 def _seeds(args: Any) -> list[int]:
     if getattr(args, "seeds", None):
@@ -60,7 +64,7 @@ def cmd_run(args: Any) -> int:
         run_dir = run(spec, options, ws)
         metrics = read_json(run_dir / "metrics.json")
         summary = "  ".join(
-            f"{k}={metrics[k]['value']:.4f}" for k in ("fid", "mauve", "kl_cosine") if k in metrics
+            f"{k}={metrics[k]['value']:.4f}" for k in SUMMARY_METRICS if k in metrics
         )
         print(f"{run_dir}  ({time.perf_counter() - t0:.1f}s)  {summary}")
         print(f"report: {run_dir / 'report.html'}")
@@ -79,11 +83,7 @@ def cmd_score(args: Any) -> int:
         report_stage(run_dir)
         print(
             f"{run_dir}: "
-            + "  ".join(
-                f"{k}={metrics[k]['value']:.4f}"
-                for k in ("fid", "mauve", "kl_cosine")
-                if k in metrics
-            )
+            + "  ".join(f"{k}={metrics[k]['value']:.4f}" for k in SUMMARY_METRICS if k in metrics)
         )
     return 0
 

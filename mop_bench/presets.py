@@ -56,6 +56,11 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fit.score_max_tokens": 128,
         "fit.proj_dim": 128,
         "metrics.heldout_n": 1000,
+        # the paper's tagged chat prompt (REFERENCE.md section 2), written for an 8B chat
+        # model: no stop string (the chat turn ends with EOS), cut exemplars marked
+        "prompt.style": "chat_tagged",
+        "prompt.stop": (),
+        "prompt.cut_marker": " ...",
     },
 }
 

@@ -90,6 +90,9 @@ def run_dir_for(
 
 def _data_identity(task_data, gates_source=None) -> dict[str, Any]:
     out = {"data_hash": task_data.data_hash, "task_version": task_data.card.version}
+    # the card's prompt strings decide every prompt: an edited header is another run
+    # even when the card's version was not bumped
+    out["card_prompt"] = task_data.card.prompt_strings()
     if gates_source is not None:  # transferred gates decide the output as much as a setting
         out["gates_from"] = gates_source.content_hash
     return out

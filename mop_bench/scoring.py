@@ -40,7 +40,7 @@ def score_stage(
     force: bool = False,
 ) -> dict[str, Any]:
     """Embed real and synthetic texts (cached) and compute every metric."""
-    from mop_bench.metrics import score_all
+    from mop_bench.metrics import BUILTIN_METRICS, score_all
 
     path = run_dir / "metrics.json"
     gen_hash = generations_hash(generations)
@@ -53,11 +53,18 @@ def score_stage(
     if path.exists() and not force:
         old = store.read_json(path)
         seen = old.get("_inputs", {})
-        if seen.get("generations") == gen_hash and all(
-            seen.get(k) == v for k, v in side_inputs.items()
+        # A built-in metric added since the run was scored (e.g. `format`) must not be
+        # missing from its tables: score again (embeddings come from the cache).
+        absent = [m for m in BUILTIN_METRICS if m not in old and m not in old.get("_errors", {})]
+        if (
+            seen.get("generations") == gen_hash
+            and all(seen.get(k) == v for k, v in side_inputs.items())
+            and not absent
         ):
             log.info("%s: metrics up to date", run_dir.name)
             return old
+        if absent:
+            log.info("%s: scoring again for metric(s) %s", run_dir.name, ", ".join(absent))
     encoder = workspace.encoder(spec.encoder)
     golden = task_data.golden
     real = encoder.encode([e.text for e in golden], desc="golden set")
@@ -76,6 +83,9 @@ def score_stage(
         label_names=tuple(task_data.card.label_names),
         spec=spec.metrics,
         seed=spec.seed,
+        leak_patterns=prompt_leak_patterns(spec, task_data.card),
+        synth_details=[g.details for g in generations],
+        max_new_tokens=spec.budget.max_new_tokens,
     )
     out: dict[str, Any] = {name: r.to_json() for name, r in results.items()}
     if heldout is not None and "unavailable" in heldout:
@@ -103,6 +113,16 @@ def score_stage(
     store.write_json(path, out)
     _write_report_inputs(run_dir, real, synth, golden, generations)
     return out
+
+
+def prompt_leak_patterns(spec: RunSpec, card: Any) -> tuple[str, ...]:
+    """The regexes of the run's prompt scaffolding (tags, the card's completion header,
+    the persona line) that the `format` metric looks for in every text, the `real`
+    calibration's included (real texts must not match them)."""
+    from mop_bench.mop.prompts import CardPrompt, leak_patterns
+
+    card_prompt = CardPrompt(card.request_template, getattr(card, "completion_header", None))
+    return leak_patterns(spec.prompt, card_prompt)
 
 
 def _read_optional(path: Path) -> dict[str, Any] | None:

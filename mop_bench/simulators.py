@@ -193,7 +193,5 @@ def build_simulator(inputs: SimulationInputs) -> Simulator:
     if spec.kind == "real":
         return RealSimulator(inputs)
     from mop_bench.mop import MoPSimulator
-    from mop_bench.mop.prompts import PromptSettings
 
-    fit = inputs.spec.fit
-    return MoPSimulator(inputs, prompt=PromptSettings(exemplar_words=fit.exemplar_words))
+    return MoPSimulator(inputs)

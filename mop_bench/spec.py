@@ -14,6 +14,8 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
+from mop_bench.prompt_spec import PromptSpec
+
 PersonaSource = Literal["synthesized", "keywords", "random", "none"]
 ExemplarMode = Literal["gated", "fixed", "none"]
 GatingMode = Literal["learned", "uniform"]
@@ -134,9 +136,13 @@ class SimulatorSpec:
     personas: PersonaSource = "synthesized"
     n_personas: int = 16
     exemplars: ExemplarMode = "gated"
-    n_fixed_exemplars: int = 3
-    """F, when exemplars are fixed: the same F pool examples (drawn with the seed) for
-    every context."""
+    exemplars_per_prompt: int = 1
+    """L, exemplars shown together in one prompt. `fixed`: the L exemplars drawn once
+    with the seed (one set per `exemplar_match` group, e.g. per label; one set for all
+    requests without matching). `gated`: the exemplar gate chooses among sets of L: one
+    set per pool example (its anchor), completed with L-1 others drawn with the seed
+    from the anchor's match group, so MoP with L exemplars generalises fixed few-shot
+    with L."""
     gating: GatingMode = "learned"
     temperature: TemperatureMode = "per_persona"
     length_matched: bool = True
@@ -146,7 +152,7 @@ class SimulatorSpec:
     exemplar_match: tuple[str, ...] = ()
     """Context fields an exemplar must share with the request to be a candidate at all
     (fit, generation and held-out likelihood alike), e.g. `label`: only exemplars with
-    the requested label. `label` compares label indices; other names compare the
+    the requested label (for `fixed` exemplars: one fixed set per label). `label` compares label indices; other names compare the
     examples' context fields (category, stars...). Empty: every pool example is a
     candidate. At SmolLM2's size the likelihood does not prefer an exemplar of the
     requested label (REFERENCE.md section 8), so a gate trained by likelihood alone has
@@ -228,8 +234,6 @@ class FitSpec:
     gradient steps reuse a few scored candidates many times; without it the gate learns
     the candidates' noise (a flat planted problem: 12.9 effective exemplars of 39 without
     it, 25.3 with it)."""
-    exemplar_words: int = 120
-    """Exemplar texts in prompts are cut to this many words."""
 
 
 @dataclass(frozen=True)
@@ -245,6 +249,8 @@ class RunSpec:
     encoder: EncoderSpec = field(default_factory=EncoderSpec)
     metrics: MetricSpec = field(default_factory=MetricSpec)
     fit: FitSpec = field(default_factory=FitSpec)
+    prompt: PromptSpec = field(default_factory=PromptSpec)
+    """How every prompt is laid out (style, persona placement, stop, all its strings)."""
     seed: int = 0
     preset: str = "default"
     """Name of the preset the values started from (informational)."""
@@ -280,6 +286,9 @@ class RunSpec:
             "lm": payload["lm"] | {"backend": None},
             "encoder": payload["encoder"],
             "metrics": payload["metrics"],
+            # heldout_nll scores real texts cut at the stop strings: another cut scores
+            # other tokens, so its nats/token are not comparable
+            "scored_cut": list(payload["prompt"]["stop"]),
         }
 
 

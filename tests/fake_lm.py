@@ -84,6 +84,7 @@ class FakeLM:
         seeds: Sequence[int],
         max_new_tokens: int,
         top_p: float = 1.0,
+        stop: Sequence[str] = (),
     ) -> list[Completion]:
         texts = [prompt_text(p) for p in prompts]
         self.generate_calls.append(list(zip(texts, temperatures, seeds, strict=True)))
@@ -95,6 +96,8 @@ class FakeLM:
             words = [rng.choice(WORDS) for _ in range(n)]
             if "Describe the writer in one sentence." in text:  # persona synthesizer
                 body = f" diner who talks about {words[0]}, {words[1]} and {words[2]} loudly. More."
+            elif text.rstrip().endswith(":"):  # a completion-style document header
+                body = " ".join(words) + "\n\nNext header:\n" + " ".join(words[:2])
             else:
                 body = "Sure! Here is the text: " + " ".join(words)
             out.append(Completion(text=body, n_tokens=n))

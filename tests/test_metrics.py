@@ -332,6 +332,7 @@ def test_score_all_every_metric_and_label_errors() -> None:
         "mauve",
         "kl_cosine",
         "copy_rate",
+        "format",
         "downstream_f1",
         "label_fidelity",
         "per_label",

@@ -21,13 +21,17 @@ from mop_bench.mop.candidates import select_pairs
 from mop_bench.mop.fit import fit_mixture
 from mop_bench.mop.gates import MixtureGates
 from mop_bench.mop.mixture import Mixture, make_slots
-from mop_bench.mop.prompts import PromptSettings
+from mop_bench.mop.prompts import CardPrompt
 from mop_bench.mop.scoring import ScoreCache
+from mop_bench.prompt_spec import PromptSpec
 from mop_bench.registry import cards_dir
 from mop_bench.simulators import SimulationInputs, load_simulator_file
 from mop_bench.spec import BudgetSpec, FitSpec, RunSpec, SimulatorSpec
 from mop_bench.types import Context, Example
 from tests.fake_lm import FakeLM
+
+#: The tagged chat layout: the planted likelihoods below read its <Persona>/<Example> tags.
+TAGGED = PromptSpec(style="chat_tagged", stop=(), cut_marker=" ...")
 
 POS = ["great", "tasty", "friendly", "lovely", "fresh", "delicious", "wonderful"]
 NEG = ["awful", "rude", "cold", "stale", "slow", "dirty", "terrible"]
@@ -109,6 +113,7 @@ def make_inputs(sim: SimulatorSpec, tmp: Path, lm: FakeLM, **kw) -> SimulationIn
         simulator=sim,
         budget=BudgetSpec(n_samples=8, max_new_tokens=16, chunk_size=4),
         fit=kw.pop("fit", TINY_FIT),
+        prompt=kw.pop("prompt", TAGGED),
         seed=kw.pop("seed", 3),
     )
     return SimulationInputs(
@@ -144,10 +149,10 @@ def planted_problem(tmp: Path | None, epochs: int = 3, **fit_kw):
     enc = HashEncoder()
     mixture = Mixture(
         personas=PERSONAS,
-        exemplar_slots=make_slots("gated", pool, 0, 0),
+        exemplar_slots=make_slots("gated", pool, 1, 0),
         exemplar_mode="gated",
-        request_template="Please write {context}.",
-        prompt=PromptSettings(),
+        card=CardPrompt("Please write {context}."),
+        prompt=TAGGED,
     )
     g, e = mixture.features(enc.encode)
     x = enc.encode([ex.context for ex in pool])
@@ -280,7 +285,7 @@ def test_each_baseline_prepares_and_simulates(sim: SimulatorSpec, tmp_path: Path
         d = g.details
         assert g.text and not g.text.startswith("Sure")
         assert (d["persona"] is None) == (sim.personas == "none")
-        n_ex = {"gated": 1, "fixed": sim.n_fixed_exemplars, "none": 0}[sim.exemplars]
+        n_ex = 0 if sim.exemplars == "none" else sim.exemplars_per_prompt
         assert len(d["exemplar_uids"]) == n_ex
         if sim.temperature == "fixed":
             assert d["temperature"] == 1.0
@@ -360,13 +365,14 @@ def test_gates_from_transfers_without_fitting(tmp_path: Path) -> None:
 
 def test_fixed_few_shot_never_shows_own_example_when_fitting(tmp_path: Path) -> None:
     sim = SimulatorSpec(
-        name="fs", personas="none", exemplars="fixed", n_fixed_exemplars=3,
+        name="fs", personas="none", exemplars="fixed", exemplars_per_prompt=3,
         gating="uniform", temperature="one_fitted",
     )  # fmt: skip
     lm = FakeLM()
     fit = FitSpec(n_train=24, epochs=1)
     record = MoPSimulator(make_inputs(sim, tmp_path, lm, fit=fit)).prepare()
-    fixed = set(record["fixed_exemplar_uids"])
+    (slot,) = record["fixed_exemplar_uids"]  # one set for every request without matching
+    fixed = set(slot)
     pool = {ex.uid: ex for ex in make_pool()}
     n_examples = Counter()
     for prompt, cont in (p for call in lm.score_calls for p in call):

@@ -20,12 +20,12 @@ from mop_bench.mop.fitted import FittedModel
 from mop_bench.mop.gates import MixtureGates
 from mop_bench.mop.heldout import heldout_loglik
 from mop_bench.mop.mixture import Mixture, make_slots
-from mop_bench.mop.prompts import PromptSettings
+from mop_bench.mop.prompts import CardPrompt
 from mop_bench.mop.sample import FittedMixture
 from mop_bench.mop.scoring import ScoreCache
 from mop_bench.spec import FitSpec
 from tests.fake_lm import FakeLM
-from tests.test_mop import HashEncoder, make_pool
+from tests.test_mop import TAGGED, HashEncoder, make_pool
 
 SENTIMENT = re.compile(r"(positive|negative) review")
 
@@ -50,10 +50,10 @@ def exemplar_problem(planted, n_pool: int = 40, *, match: tuple[str, ...] = (), 
     enc = HashEncoder()
     mixture = Mixture(
         personas=[],
-        exemplar_slots=make_slots("gated", pool, 0, 0),
+        exemplar_slots=make_slots("gated", pool, 1, 0),
         exemplar_mode="gated",
-        request_template="Please write {context}.",
-        prompt=PromptSettings(),
+        card=CardPrompt("Please write {context}."),
+        prompt=TAGGED,
         exemplar_match=match,
     )
     _, e = mixture.features(enc.encode)
@@ -181,10 +181,10 @@ def _persona_mixture(
     enc = HashEncoder()
     mixture = Mixture(
         personas=["You are a poet.", "You are a chef.", "You are a critic."],
-        exemplar_slots=make_slots("gated", pool, 0, 0),
+        exemplar_slots=make_slots("gated", pool, 1, 0),
         exemplar_mode="gated",
-        request_template="Please write {context}.",
-        prompt=PromptSettings(),
+        card=CardPrompt("Please write {context}."),
+        prompt=TAGGED,
     )
     g, e = mixture.features(enc.encode)
     gates = MixtureGates(
@@ -223,7 +223,7 @@ def test_heldout_exact_sum_when_pairs_are_few() -> None:
         terms = []
         for k in range(3):
             for j in range(4):
-                msgs, _ = mixture.messages(ex.context, k, j)
+                msgs, _ = mixture.render(ex.context, ex.fields, k, j)
                 lp = lm.score([msgs], [ex.text], temperatures=(float(taus[k]),))[0].logprob[0]
                 terms.append(log_w[r, k, j] + lp)
         assert res["rows"][r]["logprob"] == pytest.approx(np.logaddexp.reduce(terms), abs=1e-9)

@@ -64,6 +64,12 @@ class TaskCard:
     hub_context_template: str | None = None
     """Context template used when the data comes from the Hub, whose copy may lack the
     mirror's extra columns (IMDB's rating, Yelp's stars and category); None = the same."""
+    completion_header: str | None = None
+    """Template over the context fields heading one document in completion-style prompts
+    (`mop_bench.prompt_spec`), e.g. "Yelp review ({stars} out of 5 stars):". None: the
+    rendered context, capitalised, followed by ":"."""
+    hub_completion_header: str | None = None
+    """`completion_header` for Hub data (its fields); None there: the derived header."""
     holdout_fraction: float = 0.5
     """When the pool and golden splits name the same file, the fraction of its rows
     (label-stratified) that forms the golden split."""
@@ -82,9 +88,18 @@ class TaskCard:
         return replace(
             self,
             context_template=self.hub_context_template,
-            context_fields=template_fields(self.hub_context_template),
+            context_fields=_used_fields(self.hub_context_template, self.hub_completion_header),
             hub_context_template=None,
+            completion_header=self.hub_completion_header,
+            hub_completion_header=None,
         )
+
+    def prompt_strings(self) -> dict[str, str | None]:
+        """The card's share of every prompt (recorded and fingerprinted with a run)."""
+        return {
+            "request_template": self.request_template,
+            "completion_header": self.completion_header,
+        }
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -170,6 +185,14 @@ def template_fields(template: str) -> tuple[str, ...]:
     return tuple(names)
 
 
+def _used_fields(context_template: str, header: str | None) -> tuple[str, ...]:
+    """Fields the context template uses, then those only the header uses."""
+    used = template_fields(context_template)
+    if header is None:
+        return used
+    return used + tuple(f for f in template_fields(header) if f not in used)
+
+
 def render_context(card: TaskCard, fields_: dict[str, Any]) -> str:
     return card.context_template.format(**fields_)
 
@@ -246,6 +269,8 @@ def card_from_dict(raw: dict[str, Any], *, source: str) -> TaskCard:
             text_cleanup=_str_tuple(values.get("text_cleanup", ()), "text_cleanup", where),
             source=source,
             hub_context_template=_opt_str(values, "hub_context_template", where),
+            completion_header=_opt_str(values, "completion_header", where),
+            hub_completion_header=_opt_str(values, "hub_completion_header", where),
             holdout_fraction=float(values.get("holdout_fraction", 0.5)),
             partition_seed=int(values.get("partition_seed", 0)),
         )
@@ -253,18 +278,21 @@ def card_from_dict(raw: dict[str, Any], *, source: str) -> TaskCard:
         msg = str(exc)
         raise ValueError(msg if msg.startswith(where) else f"{where}: {msg}") from exc
     declared = values["context_fields"]
-    try:
-        used = template_fields(card.context_template)
-    except ValueError as exc:  # malformed braces or a positional {}
-        raise ValueError(f"{where}: context_template: {exc}") from exc
+    for key in ("context_template", "completion_header"):
+        try:
+            template_fields(getattr(card, key) or "")
+        except ValueError as exc:  # malformed braces or a positional {}
+            raise ValueError(f"{where}: {key}: {exc}") from exc
+    used = _used_fields(card.context_template, card.completion_header)
     if declared is not None:
         declared_t = _str_tuple(declared, "context_fields", where)
-        extra = [f for f in used if f not in declared_t]
-        if extra:
-            raise ValueError(
-                f"{where}: context_template uses {', '.join(map(repr, extra))}, which "
-                f"context_fields does not list ({', '.join(declared_t) or 'empty'})"
-            )
+        for key in ("context_template", "completion_header"):
+            extra = [f for f in template_fields(getattr(card, key) or "") if f not in declared_t]
+            if extra:
+                raise ValueError(
+                    f"{where}: {key} uses {', '.join(map(repr, extra))}, which "
+                    f"context_fields does not list ({', '.join(declared_t) or 'empty'})"
+                )
         used = declared_t
     card = replace(card, context_fields=used)
     validate_card(card)
@@ -290,8 +318,9 @@ def validate_card(card: TaskCard) -> None:
     if len(set(card.label_names)) != len(card.label_names):
         raise ValueError(f"{where}: label_names has duplicates: {list(card.label_names)}")
     templates = {"context_template": card.context_template}
-    if card.hub_context_template is not None:
-        templates["hub_context_template"] = card.hub_context_template
+    for key in ("hub_context_template", "completion_header", "hub_completion_header"):
+        if getattr(card, key) is not None:
+            templates[key] = getattr(card, key)
     for key, template in templates.items():
         try:
             names = template_fields(template)

@@ -13,12 +13,21 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-#: A prompt is either plain text (sent as one user message) or chat messages
-#: [{"role": "system"|"user"|"assistant", "content": str}, ...]. Backends apply the
-#: model's chat template where it has one. A final "assistant" message is a pre-filled
-#: start of the answer, which generation continues (its text is not repeated in the
-#: completion).
-Prompt = str | list[dict[str, str]]
+
+@dataclass(frozen=True)
+class RawPrompt:
+    """Text the model continues as is: no chat template (a completion-style prompt,
+    the way base models are few-shot prompted). Servers get it on /v1/completions."""
+
+    text: str
+
+
+#: A prompt is plain text (sent as one user message), chat messages
+#: [{"role": "system"|"user"|"assistant", "content": str}, ...], or a `RawPrompt`.
+#: Backends apply the model's chat template to the first two where it has one. A final
+#: "assistant" message is a pre-filled start of the answer, which generation continues
+#: (its text is not repeated in the completion).
+Prompt = str | list[dict[str, str]] | RawPrompt
 
 
 def split_prefill(messages: list[dict[str, str]]) -> tuple[list[dict[str, str]], str]:
@@ -90,7 +99,12 @@ class LanguageModel(Protocol):
         seeds: Sequence[int],
         max_new_tokens: int,
         top_p: float = 1.0,
-    ) -> list[Completion]: ...
+        stop: Sequence[str] = (),
+    ) -> list[Completion]:
+        """`stop`: strings that end a text (excluded from it). A backend may stop early
+        at one or just generate on; callers cut with `mop_bench.mop.prompts.cut_at_stop`
+        either way, so the text is the same."""
+        ...
 
     def score(
         self,

@@ -10,12 +10,18 @@ from mop_bench.lm.base import Prompt
 
 def as_messages(prompt: Prompt) -> list[dict[str, str]]:
     """A prompt as messages: a string is one user message."""
+    from mop_bench.lm.base import RawPrompt
+
+    if isinstance(prompt, RawPrompt):
+        raise ValueError("a raw (completion-style) prompt has no chat messages")
     return [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
 
 
 def continues_assistant(prompt: Prompt) -> bool:
     """True for a message list ending in an assistant message (a turn to continue)."""
-    return not isinstance(prompt, str) and bool(prompt) and prompt[-1].get("role") == "assistant"
+    return (
+        isinstance(prompt, list) and bool(prompt) and prompt[-1].get("role") == "assistant"
+    )
 
 
 def render_chat(tokenizer: Any, prompt: Prompt) -> str:

@@ -10,8 +10,21 @@ from typing import Any
 
 import numpy as np
 
-from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore, split_prefill
-from mop_bench.lm.sampling import MIN_SHARED_PREFIX, DecoderParts, common_prefix, generate_batch
+from mop_bench.lm.base import (
+    Completion,
+    LMStats,
+    Prompt,
+    RawPrompt,
+    SequenceScore,
+    split_prefill,
+)
+from mop_bench.lm.sampling import (
+    MIN_SHARED_PREFIX,
+    DecoderParts,
+    StopStrings,
+    common_prefix,
+    generate_batch,
+)
 
 #: Scoring batches close early when padding would exceed this fraction of the batch...
 MAX_PADDING = 0.1
@@ -149,7 +162,10 @@ class TransformersLM:
     def prompt_ids(self, prompt: Prompt) -> list[int]:
         """Token ids of a prompt, chat template applied (with the assistant header)
         where the tokenizer has one. A final assistant message is a pre-filled start of
-        the answer: generation continues it (see `split_prefill`)."""
+        the answer: generation continues it (see `split_prefill`). A `RawPrompt` is
+        tokenised as is, without the chat template."""
+        if isinstance(prompt, RawPrompt):
+            return list(self.tokenizer(prompt.text)["input_ids"])
         if self.has_chat_template:
             messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
             messages, prefill = split_prefill(list(messages))
@@ -224,10 +240,13 @@ class TransformersLM:
         seeds: Sequence[int],
         max_new_tokens: int,
         top_p: float = 1.0,
+        stop: Sequence[str] = (),
         min_new_tokens: int = 0,
     ) -> list[Completion]:
-        """Sample one continuation per prompt (temperature 0 = greedy). `min_new_tokens`
-        forbids the stop tokens before that many tokens (used to time fixed lengths)."""
+        """Sample one continuation per prompt (temperature 0 = greedy). A row ends at
+        EOS, at `max_new_tokens`, or once its text holds a `stop` string (kept in the
+        text, for the caller to cut). `min_new_tokens` forbids the stop tokens before
+        that many tokens (used to time fixed lengths)."""
         import torch
 
         n = len(prompts)
@@ -248,6 +267,7 @@ class TransformersLM:
         # requests, so reordering a call does not change any text.
         order = sorted(range(n), key=lambda i: (len(ids[i]), ids[i], temperatures[i], seeds[i]))
         new: list[list[int]] = [[] for _ in range(n)]
+        stop_strings = StopStrings(self._decode, stop) if stop else None
         bar = self._bar(n, "generate")
         with torch.inference_mode():
             for start_row in range(0, n, self.batch_size):
@@ -262,14 +282,18 @@ class TransformersLM:
                     stop_ids=self.stop_ids,
                     pad_id=self.pad_id,
                     min_new_tokens=min_new_tokens,
+                    stop_strings=stop_strings,
                 )
                 for i, t in zip(batch, tokens, strict=False):
                     new[i] = t
                 bar.update(len(batch))
         bar.close()
-        out = [Completion(self.tokenizer.decode(t, skip_special_tokens=True), len(t)) for t in new]
+        out = [Completion(self._decode(t), len(t)) for t in new]
         self.stats.add_generate(n, sum(c.n_tokens for c in out), time.perf_counter() - start)
         return out
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     # -- score -----------------------------------------------------------------------
 

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore
+from mop_bench.lm.base import Completion, LMStats, Prompt, RawPrompt, SequenceScore
 from mop_bench.lm.chat import as_messages, continues_assistant, render_chat
 from mop_bench.lm.http import HTTPClient, ServerError, one_line, public_url
 from mop_bench.lm.openai_answers import Echo, _prompt_logprobs, first_choice
@@ -167,9 +167,17 @@ class OpenAICompatLM:
     # -- generate --------------------------------------------------------------------
 
     def generation_request(
-        self, prompt: Prompt, *, temperature: float, seed: int, max_tokens: int, top_p: float
+        self,
+        prompt: Prompt,
+        *,
+        temperature: float,
+        seed: int,
+        max_tokens: int,
+        top_p: float,
+        stop: Sequence[str] = (),
     ) -> tuple[str, dict[str, Any]]:
-        """The (route, body) the adapter sends to generate from `prompt`."""
+        """The (route, body) the adapter sends to generate from `prompt`. A `RawPrompt`
+        (completion style) always goes to /v1/completions, as is."""
         body: dict[str, Any] = {
             "model": self.model,
             "max_tokens": max_tokens,
@@ -178,6 +186,10 @@ class OpenAICompatLM:
             "seed": seed,
             **self.extra_body,
         }
+        if stop:
+            body["stop"] = list(stop)
+        if isinstance(prompt, RawPrompt):
+            return "completions", {**body, "prompt": prompt.text}
         if isinstance(prompt, str) and not self.chat:
             return "completions", {**body, "prompt": prompt}
         if continues_assistant(prompt) and self.engine != "vllm":
@@ -189,10 +201,17 @@ class OpenAICompatLM:
             body |= {"continue_final_message": True, "add_generation_prompt": False}
         return "chat/completions", body
 
-    def _generate_one(self, args: tuple[Prompt, float, int, int, float]) -> Completion:
-        prompt, temperature, seed, max_new_tokens, top_p = args
+    def _generate_one(
+        self, args: tuple[Prompt, float, int, int, float, tuple[str, ...]]
+    ) -> Completion:
+        prompt, temperature, seed, max_new_tokens, top_p, stop = args
         route, body = self.generation_request(
-            prompt, temperature=temperature, seed=seed, max_tokens=max_new_tokens, top_p=top_p
+            prompt,
+            temperature=temperature,
+            seed=seed,
+            max_tokens=max_new_tokens,
+            top_p=top_p,
+            stop=stop,
         )
         answer = self.http.request(route, body)
         choice = first_choice(answer, route)
@@ -216,9 +235,11 @@ class OpenAICompatLM:
         seeds: Sequence[int],
         max_new_tokens: int,
         top_p: float = 1.0,
+        stop: Sequence[str] = (),
     ) -> list[Completion]:
         """One request per prompt. n_tokens is the server's `usage.completion_tokens`
-        (-1 where the server does not report usage)."""
+        (-1 where the server does not report usage). `stop` goes to the server, which
+        ends the text there (and leaves the stop out)."""
         if len(temperatures) != len(prompts) or len(seeds) != len(prompts):
             raise ValueError(
                 f"generate: {len(prompts)} prompts but {len(temperatures)} temperatures "
@@ -229,7 +250,7 @@ class OpenAICompatLM:
             raise ValueError(f"generate: max_new_tokens must be >= 1, got {max_new_tokens}")
         start = time.perf_counter()
         jobs = [
-            (p, float(t), int(s), int(max_new_tokens), float(top_p))
+            (p, float(t), int(s), int(max_new_tokens), float(top_p), tuple(stop))
             for p, t, s in zip(prompts, temperatures, seeds, strict=True)
         ]
         out = self._map(self._generate_one, jobs, "generate")
@@ -244,6 +265,8 @@ class OpenAICompatLM:
         """(text, rendered): the prompt as scoring sends it, and whether it is a
         rendered chat template (which carries its own special tokens, so the server
         must not add a BOS again, as the transformers backend does not)."""
+        if isinstance(prompt, RawPrompt):
+            return prompt.text, False
         if isinstance(prompt, str) and not self.chat:
             return prompt, False
         return render_chat(self.tokenizer, prompt), True

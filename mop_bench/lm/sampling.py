@@ -144,6 +144,37 @@ def sample_tokens(
     return torch.where(greedy_rows, greedy, sampled) if greedy is not None else sampled
 
 
+class StopStrings:
+    """Ends a row once its text contains a stop string (e.g. the blank line that ends
+    a document in a completion prompt). Only tokens that could complete a stop (their
+    text holds a stop's last character) trigger a decode of the row's last few tokens,
+    so the check costs next to nothing per step. The stop's tokens stay in the row: the
+    caller cuts the text at the stop (`mop_bench.mop.prompts.cut_at_stop`)."""
+
+    def __init__(self, decode: Callable[[list[int]], str], stops: Sequence[str]) -> None:
+        self.stops = [s for s in stops if s]
+        self.decode = decode
+        self.last_chars = {s[-1] for s in self.stops}
+        # every token decodes to at least one character (or a replacement char), so a
+        # stop string lies inside the last len(stop) + 2 tokens once it is complete
+        self.window = max((len(s) for s in self.stops), default=0) + 2
+        self._may_end: dict[int, bool] = {}
+
+    def __bool__(self) -> bool:
+        return bool(self.stops)
+
+    def hit(self, tokens: list[int]) -> bool:
+        last = tokens[-1]
+        may = self._may_end.get(last)
+        if may is None:
+            piece = self.decode([last])
+            may = self._may_end[last] = any(c in piece for c in self.last_chars)
+        if not may:
+            return False
+        tail = self.decode(tokens[-self.window :])
+        return any(s in tail for s in self.stops)
+
+
 @dataclass
 class DecoderParts:
     """The pieces of a causal LM the loop drives: the decoder stack (to hidden states),
@@ -166,8 +197,10 @@ def generate_batch(
     pad_id: int,
     min_new_tokens: int = 0,
     drop_fraction: float = DROP_FINISHED_FRACTION,
+    stop_strings: StopStrings | None = None,
 ) -> list[list[int]]:
-    """New token ids for each prompt (stop token excluded), one left-padded batch."""
+    """New token ids for each prompt (stop token excluded), one left-padded batch. A row
+    also ends once its text holds one of `stop_strings` (whose tokens it keeps)."""
     rows = len(prompt_ids)
     # Prompts built from one template share a long token prefix (chat header,
     # instruction). Its keys and values are computed once and copied to every row;
@@ -205,12 +238,12 @@ def generate_batch(
             logits = logits.float().index_fill_(-1, stops, float("-inf"))
         token = sample_tokens(logits, temps, uniforms[:, step], top_p)
         finished_now = torch.isin(token, stops) & ~done
-        for r, t in zip(
-            live[~done & ~finished_now].tolist(),
-            token[~done & ~finished_now].tolist(),
-            strict=False,
-        ):
-            out[r].append(t)
+        appended = (~done & ~finished_now).nonzero().squeeze(-1).tolist()
+        for pos in appended:
+            r = int(live[pos])
+            out[r].append(int(token[pos]))
+            if stop_strings and stop_strings.hit(out[r]):
+                finished_now[pos] = True
         done |= finished_now
         if step == max_new_tokens - 1 or bool(done.all()):
             break

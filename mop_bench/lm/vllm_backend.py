@@ -13,7 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from mop_bench.lm.base import Completion, LMStats, Prompt, SequenceScore, split_prefill
+from mop_bench.lm.base import (
+    Completion,
+    LMStats,
+    Prompt,
+    RawPrompt,
+    SequenceScore,
+    split_prefill,
+)
 
 
 def _import_vllm() -> Any:
@@ -39,7 +46,10 @@ class VLLMLM:
         self.stats = LMStats()
 
     def _prompt_ids(self, prompt: Prompt) -> list[int]:
-        # Same convention as the transformers backend: a string is one user message.
+        # Same convention as the transformers backend: a string is one user message,
+        # a RawPrompt is tokenised as is.
+        if isinstance(prompt, RawPrompt):
+            return list(self.tokenizer(prompt.text)["input_ids"])
         messages = (
             [{"role": "user", "content": prompt}] if isinstance(prompt, str) else list(prompt)
         )
@@ -61,6 +71,7 @@ class VLLMLM:
         seeds: Sequence[int],
         max_new_tokens: int,
         top_p: float = 1.0,
+        stop: Sequence[str] = (),
     ) -> list[Completion]:
         if len(temperatures) != len(prompts) or len(seeds) != len(prompts):
             raise ValueError(
@@ -69,7 +80,11 @@ class VLLMLM:
         start = time.perf_counter()
         params = [
             self._vllm.SamplingParams(
-                temperature=float(t), top_p=top_p, max_tokens=max_new_tokens, seed=int(s)
+                temperature=float(t),
+                top_p=top_p,
+                max_tokens=max_new_tokens,
+                seed=int(s),
+                stop=list(stop) or None,
             )
             for t, s in zip(temperatures, seeds, strict=False)
         ]

@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,6 +47,7 @@ BUILTIN_METRICS: dict[str, str] = {
     "mauve": "mop_bench.metrics.mauve:score",
     "kl_cosine": "mop_bench.metrics.kl_cosine:score",
     "copy_rate": "mop_bench.metrics.copy_rate:score",
+    "format": "mop_bench.metrics.format_failures:score",
     "downstream_f1": "mop_bench.metrics.downstream:score",
     "label_fidelity": "mop_bench.metrics.label_fidelity:score",
     "per_label": "mop_bench.metrics.per_label:score",
@@ -129,13 +131,18 @@ def score_all(
     seed: int,
     names: list[str] | None = None,
     on_result: Callable[[str, MetricResult | None, str | None], None] | None = None,
+    leak_patterns: tuple[str, ...] | None = None,
+    synth_details: list[dict[str, Any]] | None = None,
+    max_new_tokens: int | None = None,
 ) -> tuple[dict[str, MetricResult], dict[str, str]]:
     """Score a synthetic set against the golden set with every metric in `names`
     (default: all registered). Returns (results, errors): a metric that raises is
     recorded in errors as "ExceptionType: message", never given a default value.
     Label-dependent metrics record an error when labels are absent. Bad inputs (shapes,
     NaN rows, out-of-range labels) and unknown metric names raise before any scoring.
-    `on_result(name, result, error)` is called after each metric (progress, logging)."""
+    `on_result(name, result, error)` is called after each metric (progress, logging).
+    `leak_patterns`, `synth_details` and `max_new_tokens` feed the `format` metric (the
+    prompt's scaffolding regexes, each text's generation details, the token cap)."""
     chosen = list(names) if names is not None else METRICS.names()
     if names is None:  # built-ins first, in report order; user metrics after
         chosen.sort(
@@ -149,6 +156,10 @@ def score_all(
     }
     labels = {k: None if v is None else np.asarray(v) for k, v in to_array.items()}
     _validate(real, synth, pool, labels, pool_texts, synth_texts, tuple(label_names))
+    if synth_details is not None and len(synth_details) != len(synth_texts):
+        raise ValueError(
+            f"synth_details has {len(synth_details)} entries but synth_texts {len(synth_texts)}"
+        )
     inputs = ScoreInputs(
         real=np.asarray(real),
         synth=np.asarray(synth),
@@ -161,6 +172,9 @@ def score_all(
         label_names=tuple(label_names),
         spec=spec,
         seed=int(seed),
+        leak_patterns=None if leak_patterns is None else tuple(leak_patterns),
+        synth_details=None if synth_details is None else [dict(d) for d in synth_details],
+        max_new_tokens=max_new_tokens,
     )
     from threadpoolctl import threadpool_limits
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,6 +42,13 @@ class ScoreInputs:
     label_names: tuple[str, ...]
     spec: MetricSpec
     seed: int
+    leak_patterns: tuple[str, ...] | None = None
+    """Regexes of the prompt's scaffolding (`mop.prompts.leak_patterns`) for the
+    `format` metric; None when the caller does not know the prompt (recorded)."""
+    synth_details: list[dict[str, Any]] | None = None
+    """Each synthetic text's generation details (`ended`/`truncated`), or None."""
+    max_new_tokens: int | None = None
+    """The budget's token cap the synthetic texts were generated under (recorded)."""
 
     def rng(self, name: str) -> np.random.Generator:
         """A generator seeded by (run seed, metric name): a metric's random draws do not

@@ -231,7 +231,9 @@ def _fit(
                 add_top_m(block, log_w, fit.top_m, fit.selection, [seed, 11])
             triples = block_triples(mixture, train, block)
             with using_threads(lm_threads):
-                new += score_missing(lm, cache, train, triples, grid, fit.score_max_tokens)
+                new += score_missing(
+                    lm, cache, train, triples, grid, fit.score_max_tokens, mixture.prompt
+                )
             bt = _tensors(block, triples, cache)
             if bt is not None:
                 tensors.append(bt)

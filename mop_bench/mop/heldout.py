@@ -60,7 +60,7 @@ def heldout_loglik(
         log_w = model.log_weights([examples[r] for r in block.rows], rows_x)
         enumerate_or_sample(block, log_w, draws, 0.0, np.random.default_rng([seed, 29, b]))
         triples = block_triples(mixture, examples, block)
-        score_missing(lm, cache, examples, triples, temps, max_tokens)
+        score_missing(lm, cache, examples, triples, temps, max_tokens, mixture.prompt)
         terms: dict[int, list[float]] = {}
         tokens: dict[int, int] = {}
         for row, (k, j), key, _ in triples:

@@ -2,7 +2,9 @@
 
 Every simulator is the same two-level mixture; what differs is the slots. No personas
 is one empty persona slot; no exemplars is one empty exemplar slot; fixed few-shot is
-one slot holding the F fixed exemplars; gated exemplars are one slot per pool example.
+one slot holding the L fixed exemplars (one per label with `exemplar_match: [label]`);
+gated exemplars are one slot per pool example: that example (the slot's *anchor*,
+shown last, nearest the request) and L-1 others of its match group drawn with the seed.
 """
 
 from __future__ import annotations
@@ -13,12 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from mop_bench.mop.prompts import (
-    PromptSettings,
-    build_messages,
-    exemplar_feature_text,
-    render_request,
-)
+from mop_bench.lm.base import Prompt
+from mop_bench.mop.prompts import CardPrompt, exemplar_feature_text, render_prompt
+from mop_bench.prompt_spec import PromptSpec
 from mop_bench.types import Example
 
 
@@ -29,8 +28,8 @@ class Mixture:
     exemplar_slots: list[tuple[Example, ...]]
     exemplar_mode: str
     """gated | fixed | none"""
-    request_template: str
-    prompt: PromptSettings
+    card: CardPrompt
+    prompt: PromptSpec
     exemplar_match: tuple[str, ...] = ()
     """Context fields a gated exemplar must share with the request (SimulatorSpec)."""
 
@@ -50,54 +49,80 @@ class Mixture:
         exemplar: for a fixed set that contains it, the other F-1 are shown)."""
         return tuple(ex for ex in self.exemplar_slots[j] if ex.uid != exclude_uid)
 
-    def messages(
-        self, context: str, k: int, j: int, exclude_uid: str | None = None
-    ) -> tuple[list[dict[str, str]], list[str]]:
+    def render(
+        self,
+        context: str,
+        fields: dict[str, Any],
+        k: int,
+        j: int,
+        exclude_uid: str | None = None,
+    ) -> tuple[Prompt, list[str]]:
+        """The prompt of component (k, j) for one request (context text and fields),
+        and the uids of the exemplars it shows. Generation, the fit's scoring and
+        `heldout_nll` all call this."""
         exemplars = self.slot_exemplars(j, exclude_uid)
-        msgs = build_messages(
-            render_request(self.request_template, context),
-            self.persona_text(k),
-            exemplars,
+        prompt = render_prompt(
             self.prompt,
+            self.card,
+            context=context,
+            fields=fields,
+            persona=self.persona_text(k),
+            exemplars=exemplars,
         )
-        return msgs, [ex.uid for ex in exemplars]
+        return prompt, [ex.uid for ex in exemplars]
+
+    @property
+    def masked(self) -> bool:
+        """Whether some rows may not use some exemplar slots (`allowed` is not None)."""
+        return self.exemplar_mode == "gated" or (
+            self.exemplar_mode == "fixed" and self.n_exemplar_slots > 1
+        )
 
     def allowed(self, rows: Sequence[Any]) -> np.ndarray | None:
-        """(B, J) True where gated exemplar slot j may serve row b: never the row's own
-        example (rows with a `uid`), and with `exemplar_match` only exemplars whose match
-        fields equal the row's. A row that no exemplar matches may use any exemplar but
-        its own (counted by `match_fallbacks`). None when exemplars are not gated."""
-        if self.exemplar_mode != "gated":
+        """(B, J) True where exemplar slot j may serve row b: never a gated slot
+        anchored on the row's own example (rows with a `uid`; a fixed or gated set that
+        merely contains it shows the others), and with `exemplar_match` only slots whose
+        match fields equal the row's. A row that no slot matches may use any slot but its
+        own (counted by `match_fallbacks`). None with a single slot and no gate."""
+        if not self.masked:
             return None
-        slot_uid = np.array([slot[0].uid for slot in self.exemplar_slots], dtype=object)
-        out = np.ones((len(rows), len(slot_uid)), dtype=bool)
+        anchors = np.array([slot[-1].uid for slot in self.exemplar_slots], dtype=object)
+        out = np.ones((len(rows), len(anchors)), dtype=bool)
         if self.exemplar_match:
-            keys = [match_key(slot[0], self.exemplar_match) for slot in self.exemplar_slots]
+            keys = [match_key(slot[-1], self.exemplar_match) for slot in self.exemplar_slots]
             for r, row in enumerate(rows):
                 want = match_key(row, self.exemplar_match)
                 out[r] = [k == want for k in keys]
+        gated = self.exemplar_mode == "gated"
         for r, row in enumerate(rows):
             uid = getattr(row, "uid", None)
-            own = slot_uid == uid if uid else np.zeros(len(slot_uid), dtype=bool)
+            own = anchors == uid if uid and gated else np.zeros(len(anchors), dtype=bool)
             out[r] &= ~own
             if not out[r].any():
                 out[r] = ~own
         return out
 
     def match_fallbacks(self, rows: Sequence[Any]) -> int:
-        """Rows for which no exemplar shares the match fields (they use any exemplar)."""
-        if self.exemplar_mode != "gated" or not self.exemplar_match:
+        """Rows for which no exemplar slot shares the match fields (they use any)."""
+        if not self.masked or not self.exemplar_match:
             return 0
-        keys = {match_key(slot[0], self.exemplar_match) for slot in self.exemplar_slots}
+        keys = {match_key(slot[-1], self.exemplar_match) for slot in self.exemplar_slots}
         return sum(match_key(row, self.exemplar_match) not in keys for row in rows)
 
     def features(self, encode) -> tuple[np.ndarray | None, np.ndarray | None]:
-        """Encoder features of the persona slots and the gated exemplar slots."""
+        """Encoder features of the persona slots and of the gated exemplar slots (a
+        set's feature is the mean of its exemplars' features)."""
         g = np.asarray(encode(self.personas), dtype=np.float32) if self.personas else None
         e = None
         if self.exemplar_mode == "gated":
-            texts = [exemplar_feature_text(slot[0], self.prompt) for slot in self.exemplar_slots]
-            e = np.asarray(encode(texts), dtype=np.float32)
+            uids = sorted({ex.uid for slot in self.exemplar_slots for ex in slot})
+            by_uid = {ex.uid: ex for slot in self.exemplar_slots for ex in slot}
+            texts = [exemplar_feature_text(by_uid[u], self.prompt) for u in uids]
+            vecs = np.asarray(encode(texts), dtype=np.float32)
+            row = {u: i for i, u in enumerate(uids)}
+            e = np.stack(
+                [vecs[[row[ex.uid] for ex in slot]].mean(axis=0) for slot in self.exemplar_slots]
+            ).astype(np.float32)
         return g, e
 
 
@@ -110,21 +135,52 @@ def match_key(row: Any, fields: Sequence[str]) -> tuple[Any, ...]:
     )
 
 
+def _groups(pool: Sequence[Example], match: Sequence[str]) -> list[list[int]]:
+    """Pool positions by match key (one group without matching), in a stable order."""
+    groups: dict[str, list[int]] = {}
+    for i, ex in enumerate(pool):
+        groups.setdefault(repr(match_key(ex, match)) if match else "", []).append(i)
+    return [groups[k] for k in sorted(groups)]
+
+
 def make_slots(
-    mode: str, pool: Sequence[Example], n_fixed: int, seed: int
+    mode: str,
+    pool: Sequence[Example],
+    per_prompt: int,
+    seed: int,
+    match: Sequence[str] = (),
 ) -> list[tuple[Example, ...]]:
-    """Exemplar slots for a mode; fixed exemplars are drawn once with the run seed."""
+    """Exemplar slots for a mode, drawn once with the run seed (module docstring)."""
     if mode == "none":
         return [()]
+    if not 1 <= per_prompt <= len(pool):
+        raise ValueError(
+            f"exemplars_per_prompt={per_prompt} must be in 1..{len(pool)} (pool size)"
+        )
     if mode == "gated":
         if len(pool) < 2:
             raise ValueError("gated exemplars need a pool of at least 2 examples")
-        return [(ex,) for ex in pool]
+        if per_prompt == 1:
+            return [(ex,) for ex in pool]
+        group_of = {i: g for g in _groups(pool, match) for i in g}
+        rng = np.random.default_rng([seed, 6])
+        slots = []
+        for i, anchor in enumerate(pool):
+            others = [m for m in group_of[i] if m != i]
+            take = min(per_prompt - 1, len(others))
+            picks = rng.choice(len(others), size=take, replace=False) if take else []
+            slots.append((*(pool[others[p]] for p in sorted(picks)), anchor))
+        return slots
     if mode == "fixed":
-        if not 1 <= n_fixed <= len(pool):
-            raise ValueError(f"n_fixed_exemplars={n_fixed} must be in 1..{len(pool)} (pool size)")
-        picks = np.random.default_rng([seed, 5]).choice(len(pool), size=n_fixed, replace=False)
-        return [tuple(pool[i] for i in sorted(picks.tolist()))]
+        if not match:  # one set for every request (the seeds' draw as before matching)
+            picks = np.random.default_rng([seed, 5]).choice(len(pool), per_prompt, replace=False)
+            return [tuple(pool[i] for i in sorted(picks.tolist()))]
+        slots = []
+        for g, members in enumerate(_groups(pool, match)):
+            take = min(per_prompt, len(members))
+            picks = np.random.default_rng([seed, 5, g]).choice(len(members), take, replace=False)
+            slots.append(tuple(pool[members[p]] for p in sorted(picks.tolist())))
+        return slots
     raise ValueError(f"unknown exemplar mode {mode!r}")
 
 

@@ -17,6 +17,7 @@ import numpy as np
 
 from mop_bench.mop.gates import MixtureGates, unit_rows
 from mop_bench.mop.mixture import Mixture
+from mop_bench.mop.prompts import cut_at_stop, prompt_record
 from mop_bench.seeds import sample_seed
 from mop_bench.spec import BudgetSpec
 from mop_bench.types import Context, Generation
@@ -143,10 +144,10 @@ def generate_chunk(
         k = int(rng.choice(len(pi), p=pi)) if len(pi) > 1 else 0
         omega = fitted.exemplar_probs(h, k, None if allowed is None else allowed[r])
         j = int(rng.choice(len(omega), p=omega)) if len(omega) > 1 else 0
-        msgs, ex_uids = mix.messages(ctx.text, k, j)
+        prompt, ex_uids = mix.render(ctx.text, ctx.fields, k, j)
         exemplars = mix.slot_exemplars(j)
         tau = float(fitted.taus[k])
-        prompts.append(msgs)
+        prompts.append(prompt)
         temps.append(tau)
         seeds.append(seed)
         details.append(
@@ -159,22 +160,30 @@ def generate_chunk(
                 "exemplar_prob": float(omega[j]),
                 "temperature": tau,
                 "seed": seed,
-                "prompt": msgs,
+                "prompt": prompt_record(prompt),
             }
         )
+    stop = tuple(mix.prompt.stop)
+    kwargs = {"stop": stop} if stop else {}
     comps = lm.generate(
         prompts,
         temperatures=temps,
         seeds=seeds,
         max_new_tokens=budget.max_new_tokens,
         top_p=budget.top_p,
+        **kwargs,
     )
     if len(comps) != len(chunk):
         raise ValueError(f"LM returned {len(comps)} completions for a chunk of {len(chunk)}")
     out = []
     for ctx, comp, det in zip(chunk, comps, details, strict=True):
-        text = clean_generation(comp.text)
-        det |= {"raw_chars": len(comp.text), "n_tokens": comp.n_tokens}
+        # the same cut as the fit's and heldout_nll's scored texts (prompts.scored_text)
+        cut = cut_at_stop(comp.text, stop)
+        text = clean_generation(cut)
+        ended = "stop" if len(cut) < len(comp.text) else (
+            "cap" if comp.n_tokens >= budget.max_new_tokens else "eos"
+        )
+        det |= {"raw_chars": len(comp.text), "n_tokens": comp.n_tokens, "ended": ended}
         out.append(
             Generation(index=ctx.index, context=ctx.text, label=ctx.label, text=text, details=det)
         )

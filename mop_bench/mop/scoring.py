@@ -21,6 +21,8 @@ import torch
 
 from mop_bench.lm.base import Prompt
 from mop_bench.mop.candidates import Block, Pair
+from mop_bench.mop.prompts import scored_text
+from mop_bench.prompt_spec import PromptSpec
 from mop_bench.types import Example
 
 log = logging.getLogger(__name__)
@@ -159,9 +161,9 @@ def block_triples(
     for row in block.rows:
         ex = examples[row]
         for k, j in block.candidates.get(row, {}):
-            msgs, ex_uids = mixture.messages(ex.context, k, j, exclude_uid=ex.uid)
+            prompt, ex_uids = mixture.render(ex.context, ex.fields, k, j, exclude_uid=ex.uid)
             key = triple_key(ex.uid, k if mixture.personas else None, ex_uids)
-            out.append((row, (k, j), key, msgs))
+            out.append((row, (k, j), key, prompt))
     return out
 
 
@@ -172,14 +174,16 @@ def score_missing(
     triples: Sequence[tuple[int, Pair, str, Prompt]],
     grid: Sequence[float],
     max_tokens: int,
+    prompt_spec: PromptSpec,
 ) -> int:
     """Score, in one `lm.score` call, the triples not yet in the cache; returns how many.
     Rows of a block share their (persona, exemplar) prompt prefixes, which the LM
-    backend runs once per prefix."""
+    backend runs once per prefix. Each real text is cut at the prompt's stop strings,
+    as generation cuts its texts (`prompts.scored_text`)."""
     todo: dict[str, tuple[Prompt, str]] = {}
-    for row, _, key, msgs in triples:
+    for row, _, key, prompt in triples:
         if key not in cache and key not in todo:
-            todo[key] = (msgs, examples[row].text)
+            todo[key] = (prompt, scored_text(examples[row].text, prompt_spec))
     if not todo:
         return 0
     prompts = [v[0] for v in todo.values()]

@@ -20,14 +20,15 @@ import numpy as np
 from mop_bench.mop import artifacts as art
 from mop_bench.mop.mixture import Mixture, check_uids, make_slots
 from mop_bench.mop.personas import Persona, PersonaSettings, build_personas
-from mop_bench.mop.prompts import PromptSettings
+from mop_bench.mop.prompts import CardPrompt
 from mop_bench.simulators import SimulationInputs
 from mop_bench.types import Context, Example, Generation
 
 log = logging.getLogger(__name__)
 
-#: Bumped whenever the fit's arithmetic changes (2: bounded gates, sampled candidates).
-FIT_VERSION = 2
+#: Bumped whenever the fit's arithmetic changes (2: bounded gates, sampled candidates;
+#: 3: prompts from PromptSpec, exemplar sets, scored texts cut at the stop).
+FIT_VERSION = 3
 
 
 class MoPSimulator:
@@ -35,12 +36,15 @@ class MoPSimulator:
         self,
         inputs: SimulationInputs,
         *,
-        prompt: PromptSettings | None = None,
         persona_settings: PersonaSettings | None = None,
     ) -> None:
         self.inputs = inputs
         self.spec = inputs.spec.simulator
-        self.prompt = prompt or PromptSettings()
+        self.prompt = inputs.spec.prompt
+        card = inputs.task.card
+        self.card_prompt = CardPrompt(
+            card.request_template, getattr(card, "completion_header", None)
+        )
         self.persona_settings = persona_settings or PersonaSettings()
         self.artifacts_dir = Path(inputs.artifacts_dir)
         self._lm: Any = None
@@ -83,7 +87,7 @@ class MoPSimulator:
             {
                 "version": FIT_VERSION,
                 "task": self.inputs.task.card.name,
-                "request_template": self.inputs.task.card.request_template,
+                "card_prompt": dataclasses.asdict(self.card_prompt),
                 "pool": pool_digest,
                 "simulator": sim,
                 "fit": dataclasses.asdict(run.fit),
@@ -122,10 +126,14 @@ class MoPSimulator:
         return Mixture(
             personas=[p.text for p in personas],
             exemplar_slots=make_slots(
-                self.spec.exemplars, pool, self.spec.n_fixed_exemplars, run.seed
+                self.spec.exemplars,
+                pool,
+                self.spec.exemplars_per_prompt,
+                run.seed,
+                tuple(self.spec.exemplar_match),
             ),
             exemplar_mode=self.spec.exemplars,
-            request_template=self.inputs.task.card.request_template,
+            card=self.card_prompt,
             prompt=self.prompt,
             exemplar_match=tuple(self.spec.exemplar_match),
         )
@@ -136,8 +144,7 @@ class MoPSimulator:
         if self._learned():
             return mixture.features(self._encode)
         g = np.zeros((len(mixture.personas), 1), np.float32) if mixture.personas else None
-        gated = mixture.exemplar_mode == "gated"
-        e = np.zeros((mixture.n_exemplar_slots, 1), np.float32) if gated else None
+        e = np.zeros((mixture.n_exemplar_slots, 1), np.float32) if mixture.masked else None
         return g, e
 
     def _grid(self) -> tuple[float, ...]:
@@ -208,7 +215,7 @@ class MoPSimulator:
                 "grid": grid,
                 "max_tokens": run.fit.score_max_tokens,
                 "prompt": settings["prompt"],
-                "template": settings["request_template"],
+                "card_prompt": settings["card_prompt"],
                 "personas": mixture.personas,
                 "slots": [[ex.uid for ex in slot] for slot in mixture.exemplar_slots],
             }
@@ -333,7 +340,7 @@ class MoPSimulator:
             ],
             "taus": taus,
             "fixed_exemplar_uids": (
-                [ex.uid for ex in mixture.exemplar_slots[0]]
+                [[ex.uid for ex in slot] for slot in mixture.exemplar_slots]
                 if mixture.exemplar_mode == "fixed"
                 else []
             ),

@@ -17,11 +17,18 @@ METRIC_LABELS = {
     "downstream_f1": "downstream F1",
     "label_fidelity": "label fidelity",
     "copy_rate": "copy rate",
+    "format": "format failures",
     "heldout_nll": "held-out NLL (nats/token)",
 }
 #: Metric sets, each rendered as its own block of tables.
 METRIC_SETS: list[tuple[str, tuple[str, ...]]] = [
     ("Distribution match (the paper's Table 1 metrics)", ("fid", "mauve", "kl_cosine")),
+    # Right after FID and co.: a broken prompt (echoed headers, assistant replies, empty
+    # texts) moves them like any other difference, and must be read next to them.
+    (
+        "Format (share of texts that echo the prompt, reply as an assistant, or are empty)",
+        ("format",),
+    ),
     ("Held-out likelihood (what the fit optimises; deterministic)", ("heldout_nll",)),
     ("Downstream use and faithfulness", ("downstream_f1", "label_fidelity", "copy_rate")),
 ]

@@ -8,6 +8,7 @@ from typing import Any
 
 from mop_bench import reference
 from mop_bench.report.aggregate import metric_label, metric_order
+from mop_bench.report.format_view import format_note, format_view
 from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, read_jsonl
 from mop_bench.report.mixture import diagnostics_view, personas_view
 from mop_bench.report.render import flatten, render_page, show
@@ -43,6 +44,7 @@ def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
         "has_metrics": run.has_metrics,
         "metrics": _metric_rows(run),
         "errors": sorted(run.errors.items()),
+        "format_failures": format_view(run, gens),
         "timing": _timing(run),
         "reference": reference_view(
             run.task, highlight=reference.paper_method_for(spec["simulator"])
@@ -105,6 +107,8 @@ _NOTES = {
 
 def _metric_note(name: str, details: dict[str, Any]) -> str:
     """A calibration number the metric recorded, to read its value against."""
+    if name == "format":
+        return format_note(details)
     key, text = _NOTES.get(name, ("", ""))
     v = details.get(key) if key else None
     return text.format(f"{v:.3f}") if isinstance(v, int | float) else ""
