@@ -90,6 +90,19 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
 
 
+def _add_bootstrap_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bootstrap-draws",
+        type=int,
+        default=1000,
+        help="paired-test draws for FID, KL-cosine, held-out NLL (default 1000)",
+    )
+    p.add_argument(
+        "--mauve-draws", type=int, default=200, help="paired-test draws for MAUVE (default 200)"
+    )
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="paired-test seed (default 0)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mop-bench",
@@ -119,16 +132,7 @@ def make_parser() -> argparse.ArgumentParser:
         "report", help="rebuild HTML reports of run, comparison or sweep directories"
     )
     p.add_argument("dirs", nargs="+", type=Path)
-    p.add_argument(
-        "--bootstrap-draws",
-        type=int,
-        default=1000,
-        help="paired-test draws for FID, KL-cosine, held-out NLL (comparisons; default 1000)",
-    )
-    p.add_argument(
-        "--mauve-draws", type=int, default=200, help="paired-test draws for MAUVE (default 200)"
-    )
-    p.add_argument("--bootstrap-seed", type=int, default=0, help="paired-test seed (default 0)")
+    _add_bootstrap_args(p)
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("ls", help="list tasks, simulators, metrics, presets or backends")
@@ -174,8 +178,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("leaderboard", help="HTML/CSV/JSON leaderboard over all comparable runs")
-    p.add_argument("results_dir", nargs="?", type=Path, default=DEFAULT_RESULTS)
-    p.add_argument("--out", type=Path, help="output directory (default: the results directory)")
+    p.add_argument(
+        "results_dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help=f"folder searched for scored runs (default: {DEFAULT_RESULTS})",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="directory to write leaderboard.html, .csv and .json into (created if missing; "
+        "default: the results directory)",
+    )
+    _add_bootstrap_args(p)
     p.add_argument("-q", "--quiet", action="store_true")
     return parser
 
