@@ -27,7 +27,17 @@ def spec_overrides(args: Any) -> dict[str, Any]:
     if getattr(args, "config", None):
         from mop_bench.yaml_load import load_yaml
 
-        loaded = load_yaml(args.config.read_text(encoding="utf-8"), str(args.config)) or {}
+        try:
+            text = args.config.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"{args.config}: --config file not found") from None
+        except IsADirectoryError:
+            raise IsADirectoryError(
+                f"{args.config}: --config takes a YAML file, not a directory"
+            ) from None
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"{args.config}: --config is not UTF-8 text ({exc.reason})") from None
+        loaded = load_yaml(text, str(args.config)) or {}
         if not isinstance(loaded, dict):
             raise ValueError(f"{args.config}: expected a mapping of KEY: VALUE overrides")
         overrides.update(_flatten(loaded))

@@ -53,8 +53,15 @@ def _add_spec_args(p: argparse.ArgumentParser, *, sims: str) -> None:
         "--config", type=Path, help="YAML file of KEY: VALUE overrides (applied before --set)"
     )
     p.add_argument("--model", help="generator LM: alias, Hub id or local path (lm.model)")
-    p.add_argument("--backend", help="LM backend: transformers | openai | vllm (lm.backend)")
-    p.add_argument("--base-url", help="server URL for the openai backend (lm.base_url)")
+    p.add_argument(
+        "--backend",
+        help="LM backend: transformers (default, in process) | openai (a server; needs "
+        "--base-url) | vllm (lm.backend)",
+    )
+    p.add_argument(
+        "--base-url",
+        help="server URL for the openai backend, e.g. http://127.0.0.1:8000/v1 (lm.base_url)",
+    )
     p.add_argument("--encoder", help="sentence-transformers model name or path (encoder.model)")
     p.add_argument(
         "--data-dir", help="directory of data mirrors (default: $MOP_BENCH_DATA_DIR, then the Hub)"
@@ -90,12 +97,28 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
 
 
+def _add_bootstrap_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--bootstrap-draws",
+        type=int,
+        default=1000,
+        help="paired-test draws for FID, KL-cosine, held-out NLL (default 1000)",
+    )
+    p.add_argument(
+        "--mauve-draws", type=int, default=200, help="paired-test draws for MAUVE (default 200)"
+    )
+    p.add_argument("--bootstrap-seed", type=int, default=0, help="paired-test seed (default 0)")
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mop-bench",
         description="Benchmark population simulators (Mixture of Personas and baselines) "
         "against real populations with FID, MAUVE and KL-cosine.",
     )
+    from mop_bench import __version__
+
+    parser.add_argument("--version", action="version", version=f"mop-bench {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
@@ -112,23 +135,27 @@ def make_parser() -> argparse.ArgumentParser:
     )
 
     p = sub.add_parser("score", help="re-score stored generations (no generation)")
-    p.add_argument("run_dirs", nargs="+", type=Path)
+    p.add_argument(
+        "run_dirs",
+        nargs="+",
+        type=Path,
+        metavar="RUN_DIR",
+        help="run directory (results/<task>/<sim>-<fingerprint>) whose generations to re-score",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser(
         "report", help="rebuild HTML reports of run, comparison or sweep directories"
     )
-    p.add_argument("dirs", nargs="+", type=Path)
     p.add_argument(
-        "--bootstrap-draws",
-        type=int,
-        default=1000,
-        help="paired-test draws for FID, KL-cosine, held-out NLL (comparisons; default 1000)",
+        "dirs",
+        nargs="+",
+        type=Path,
+        metavar="DIR",
+        help="a run directory, or a comparison or sweep directory (holding comparison.json "
+        "or sweep.json)",
     )
-    p.add_argument(
-        "--mauve-draws", type=int, default=200, help="paired-test draws for MAUVE (default 200)"
-    )
-    p.add_argument("--bootstrap-seed", type=int, default=0, help="paired-test seed (default 0)")
+    _add_bootstrap_args(p)
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("ls", help="list tasks, simulators, metrics, presets or backends")
@@ -174,8 +201,21 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("leaderboard", help="HTML/CSV/JSON leaderboard over all comparable runs")
-    p.add_argument("results_dir", nargs="?", type=Path, default=DEFAULT_RESULTS)
-    p.add_argument("--out", type=Path, help="output directory (default: the results directory)")
+    p.add_argument(
+        "results_dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        help=f"folder searched for scored runs (default: {DEFAULT_RESULTS})",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="directory to write leaderboard.html, .csv and .json into (created if missing; "
+        "default: the results directory)",
+    )
+    _add_bootstrap_args(p)
     p.add_argument("-q", "--quiet", action="store_true")
     return parser
 

@@ -93,12 +93,9 @@ def cmd_report(args: Any) -> int:
     import sys
 
     from mop_bench import report
-    from mop_bench.report.bootstrap import BootstrapSettings
     from mop_bench.store import incomplete_reason
 
-    paired = BootstrapSettings(
-        draws=args.bootstrap_draws, mauve_draws=args.mauve_draws, seed=args.bootstrap_seed
-    )
+    paired = _bootstrap(args)
     skipped = 0
     for d in args.dirs:
         if (d / "comparison.json").exists():
@@ -247,9 +244,18 @@ def cmd_doctor(args: Any) -> int:
     return 0 if report.scoring_ok else 1
 
 
+def _bootstrap(args: Any):
+    """The paired tests' settings from --bootstrap-draws, --mauve-draws, --bootstrap-seed."""
+    from mop_bench.report.bootstrap import BootstrapSettings
+
+    return BootstrapSettings(
+        draws=args.bootstrap_draws, mauve_draws=args.mauve_draws, seed=args.bootstrap_seed
+    )
+
+
 def cmd_leaderboard(args: Any) -> int:
     from mop_bench.report import build_leaderboard
 
-    out = build_leaderboard(args.results_dir, args.out)
+    out = build_leaderboard(args.results_dir, args.out, bootstrap=_bootstrap(args))
     print(f"leaderboard: {out}")
     return 0

@@ -53,13 +53,31 @@ def resolve_path(key: str) -> str:
     path = ALIASES.get(key, key)
     known = field_paths()
     if path not in known:
-        from mop_bench.registry import suggest
-
+        near = closest_settings(key, [*known, *ALIASES])
+        hint = f" (did you mean {', '.join(map(repr, near))}?)" if near else ""
         raise KeyError(
-            f"unknown setting {key!r}{suggest(key, [*known, *ALIASES])}; "
-            f"settable: {', '.join(sorted(ALIASES))} or any of {', '.join(known)}"
+            f"unknown setting {key!r}{hint}; `mop-bench ls settings` lists all {len(known)}"
         )
     return path
+
+
+def closest_settings(key: str, names: list[str], n: int = 5) -> list[str]:
+    """Up to `n` settings nearest to `key`, by the whole dotted path and by its last
+    part (`epoch` finds `fit.epochs`); listing all ~80 on one line helped nobody."""
+    import difflib
+
+    tail = {name: name.rsplit(".", 1)[-1] for name in names}
+    scored = []
+    for name in names:
+        score = max(
+            difflib.SequenceMatcher(None, key, name).ratio(),
+            difflib.SequenceMatcher(None, key.rsplit(".", 1)[-1], tail[name]).ratio(),
+        )
+        if score >= 0.6:
+            scored.append((-score, name))
+    scored.sort()
+    # Near-misses only: a shared `budget.` prefix alone makes every budget field "close".
+    return [name for score, name in scored[:n] if score <= scored[0][0] + 0.15]
 
 
 def with_overrides(spec: RunSpec, overrides: dict[str, Any]) -> RunSpec:

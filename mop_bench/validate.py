@@ -1,4 +1,5 @@
-"""The allowed range of every numeric setting, checked once when a run spec is built.
+"""The allowed range of every numeric setting, and the named options (LM backend, server
+address, model names, dtype), checked once when a run spec is built.
 
 A setting outside its range used to surface late and far away (`budget.chunk_size=0`
 divided by zero deep in the runner, `fit.lr=nan` trained a model of NaNs), or not at
@@ -122,8 +123,53 @@ def range_errors(spec: Any) -> list[str]:
     return errors
 
 
+def option_errors(spec: Any) -> list[str]:
+    """One message per named option of `spec` that cannot work: an unknown LM backend,
+    the openai backend without a server address, a malformed address, an empty model
+    name, an unknown dtype. These used to surface only after the data was loaded and
+    the pool encoded (a minute or more); checked here, they fail at once."""
+    from urllib.parse import urlsplit
+
+    from mop_bench.lm.loading import DTYPES
+    from mop_bench.lm.registry import LM_BACKENDS
+    from mop_bench.registry import suggest
+
+    errors = []
+    lm, encoder = spec.lm, spec.encoder
+    backends = LM_BACKENDS.names()
+    if lm.backend not in backends:
+        errors.append(
+            f"lm.backend (--backend) {lm.backend!r} is not a backend"
+            f"{suggest(str(lm.backend), backends)}; choose one of {', '.join(backends)}"
+        )
+    # `real` sends nothing to a server (it only length-matches with the tokenizer).
+    if lm.backend == "openai" and not lm.base_url and spec.simulator.kind != "real":
+        errors.append(
+            "the openai backend needs the server's address: --base-url (lm.base_url), "
+            "e.g. http://127.0.0.1:8000/v1"
+        )
+    if lm.base_url:
+        try:
+            url = urlsplit(lm.base_url)
+            ok = url.scheme in ("http", "https") and bool(url.hostname) and url.port != 0
+        except ValueError:  # a port that is not a number, a malformed IPv6 host
+            ok = False
+        if not ok:
+            errors.append(
+                f"lm.base_url (--base-url) {lm.base_url!r} is not an http(s) URL with a "
+                "host, e.g. http://127.0.0.1:8000/v1"
+            )
+    for path, value in (("lm.model (--model)", lm.model), ("encoder.model", encoder.model)):
+        if not str(value or "").strip():
+            errors.append(f"{path} must name a model, got {value!r}")
+    if lm.dtype not in DTYPES:
+        errors.append(f"lm.dtype must be one of {', '.join(DTYPES)}, got {lm.dtype!r}")
+    return errors
+
+
 def validate_spec(spec: Any) -> None:
-    """Raise one ValueError naming every out-of-range setting of `spec`."""
-    errors = range_errors(spec)
+    """Raise one ValueError naming every out-of-range setting or unusable option of
+    `spec`, before any data is read."""
+    errors = range_errors(spec) + option_errors(spec)
     if errors:
         raise ValueError("invalid settings: " + "; ".join(errors))

@@ -251,7 +251,7 @@ def test_data_errors_name_the_cause_and_the_fix(tmp_path: Path) -> None:
         resolve_task("x", data_file=str(tmp_path), text_column="text")
 
     jsonl = tmp_path / "typed.jsonl"
-    for cell, why in (("42", "holds a int (42), not text"), ('["a", "b"]', "holds a list")):
+    for cell, why in (("42", "holds an int (42), not text"), ('["a", "b"]', "holds a list")):
         jsonl.write_text('{"text": "fine", "label": "a"}\n' + f'{{"text": {cell}, "label": "b"}}\n')
         card = resolve_task("", data_file=str(jsonl), text_column="text")
         with pytest.raises(DataError, match=rf"row 1: field 'text' {re.escape(why)}"):

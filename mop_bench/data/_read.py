@@ -292,7 +292,9 @@ def _first_bad_text(texts: Any) -> tuple[int, str] | None:
                 return i, "is empty or missing"
             if not isinstance(t, str):
                 shown = repr(t) if len(repr(t)) <= 40 else repr(t)[:37] + "..."
-                return i, f"holds a {type(t).__name__} ({shown}), not text"
+                kind = type(t).__name__
+                article = "an" if kind[:1] in tuple("aeiou") else "a"  # "an int", "a list"
+                return i, f"holds {article} {kind} ({shown}), not text"
             if not t.strip():
                 return i, "is empty"
         return None

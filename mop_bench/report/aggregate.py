@@ -146,7 +146,9 @@ def dedupe(runs: list[RunData]) -> tuple[list[RunData], list[tuple[RunData, str]
     for run in runs:
         first = seen.get(run.fingerprint)
         if first is not None:
-            dropped.append((run, f"duplicate of {first.path} (same fingerprint)"))
+            # Named relative to the results folder: pages never show the machine's paths.
+            where = f"{first.path.parent.name}/{first.path.name}"
+            dropped.append((run, f"duplicate of {where} (same fingerprint)"))
         else:
             seen[run.fingerprint] = run
     return list(seen.values()), dropped

@@ -1,8 +1,11 @@
 """The leaderboard: every scored run under a results folder, ranked only among equals.
 
-Runs are grouped by task and then by comparable key (same budget, data sizes, LM,
-encoder and metric settings); a group is never ranked against another, and the page
-says what sets each extra group apart.
+Runs are grouped by task, comparable key (same budget, data sizes, LM, encoder and
+metric settings), seed set and simulator configuration (report/board_groups.py); a group
+is never ranked against another, and the page says what sets each extra group apart.
+Within a group FID, MAUVE, KL-cosine and held-out NLL are ranked with the comparison
+pages' paired tests (report/paired.py), so a leaderboard and a comparison built from the
+same runs give the same ranks; the other metrics keep the interval rule.
 """
 
 from __future__ import annotations
@@ -10,28 +13,60 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from mop_bench.report.aggregate import dedupe, group_by_key, summarise
+from mop_bench.report.aggregate import dedupe, summarise
+from mop_bench.report.board_groups import board_groups
+from mop_bench.report.bootstrap import BootstrapSettings
 from mop_bench.report.export import group_records, write_tables
-from mop_bench.report.load import REPORT, RunData, find_run_dirs, key_diff, load_run
+from mop_bench.report.load import REPORT, RunData, find_run_dirs, load_run
+from mop_bench.report.paired import CACHE_DIR, analyse, apply_ranks
 from mop_bench.report.render import relative_link, render_page
-from mop_bench.report.stats import INTERVAL_RULE
+from mop_bench.report.stats import TIE_RULE
 from mop_bench.report.views import group_view, key_rows, reference_view
 from mop_bench.store import incomplete_reason
 
 log = logging.getLogger(__name__)
 
+#: Stem of the leaderboard's files inside its output folder.
+STEM = "leaderboard"
+#: Suffixes that show an `out_dir` was meant as a file (the option used to be a prefix).
+_FILE_SUFFIXES = {".html", ".htm", ".csv", ".json"}
+
 
 def build_leaderboard(
-    results_dir: Path, out: Path | None = None, *, render_runs: bool = True
+    results_dir: Path,
+    out_dir: Path | None = None,
+    *,
+    render_runs: bool = True,
+    bootstrap: BootstrapSettings | None = None,
 ) -> Path:
-    """Write leaderboard.html (default: in `results_dir`) plus .csv and .json beside it."""
+    """Write leaderboard.html, .csv and .json into `out_dir` (default: `results_dir`).
+
+    Refuses (ValueError, nothing written) when `results_dir` holds no scored run: an
+    empty board would replace a good one, as running it on a published copy of the
+    pages (which keeps no metrics.json) once did. Paired-test draws are cached in
+    `out_dir/paired_cache/`; entries the comparisons under `results_dir` cached are
+    reused. Returns the page's path.
+    """
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"{results_dir}: results directory not found")
-    out = Path(out) if out is not None else results_dir / "leaderboard.html"
+    out_dir = Path(out_dir) if out_dir is not None else results_dir
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir}: --out must be a directory (it is a file)")
+    if not out_dir.exists() and out_dir.suffix.lower() in _FILE_SUFFIXES:
+        raise ValueError(
+            f"{out_dir}: --out names a directory; the leaderboard writes "
+            f"{STEM}.html, {STEM}.csv and {STEM}.json inside it"
+        )
     runs = [load_run(p) for p in find_run_dirs(results_dir)]
     for path in find_run_dirs(results_dir, incomplete=True):
         log.warning("leaderboard: skipped %s: %s", path, incomplete_reason(path))
+    if not runs:
+        raise ValueError(
+            f"{results_dir}: no scored run (a directory with config.json and metrics.json) "
+            f"under it; nothing written, an existing {STEM}.html is left as it was"
+        )
+    out = out_dir / f"{STEM}.html"
     if render_runs:
         from mop_bench.report.run import render_run
 
@@ -41,39 +76,53 @@ def build_leaderboard(
     tasks: dict[str, list[RunData]] = {}
     for run in runs:
         tasks.setdefault(run.task, []).append(run)
+    # Draws cached by the comparisons are the same draws (they depend only on the run).
+    read_also = tuple(
+        p for p in sorted(results_dir.rglob(CACHE_DIR)) if p.is_dir() and p != out_dir / CACHE_DIR
+    )
     sections, records = [], []
     for task in sorted(tasks):
-        groups = group_by_key(tasks[task])
-        ref_key = groups[0][0]
         views = []
-        for n, (key, members) in enumerate(groups, start=1):
-            group = summarise(key, members)
+        for n, board in enumerate(board_groups(tasks[task]), start=1):
+            group = summarise(board.key, list(board.runs))
+            paired = analyse(group, out_dir / CACHE_DIR, bootstrap, read_also=read_also)
+            apply_ranks(group, paired)
             records.extend(group_records(task, n, group))
-            why = "; ".join(key_diff(key, ref_key)) if n > 1 else ""
             views.append(
                 {
                     "n": n,
-                    "why": why or ("" if n == 1 else "comparable key differs"),
-                    "n_runs": len(members),
-                    "key": key_rows(key),
-                    "view": group_view(group, out.parent, plots=False),
+                    "why": board.why,
+                    "n_runs": len(board.runs),
+                    "seeds": ", ".join(map(str, board.seeds)),
+                    "key": key_rows(board.key),
+                    "view": group_view(group, out_dir, plots=False),
                 }
             )
         sections.append(
             {"task": task, "groups": views, "reference": reference_view(task, highlight="MoP")}
         )
-    write_tables(records, out)
+    write_tables(records, out_dir / STEM)
     return render_page(
         out,
         "leaderboard.html.j2",
         sections=sections,
-        results_dir=str(results_dir),
+        results_dir=_shown_results_dir(results_dir, out_dir),
         n_runs=len(runs),
         duplicates=[
-            {"path": str(r.path), "href": relative_link(r.path / REPORT, out.parent), "reason": why}
+            {
+                "path": relative_link(r.path, results_dir),
+                "href": relative_link(r.path / REPORT, out_dir),
+                "reason": why,
+            }
             for r, why in duplicates
         ],
-        csv_name=out.with_suffix(".csv").name,
-        json_name=out.with_suffix(".json").name,
-        tie_rule=INTERVAL_RULE,
+        csv_name=f"{STEM}.csv",
+        json_name=f"{STEM}.json",
+        tie_rule=TIE_RULE,
     )
+
+
+def _shown_results_dir(results_dir: Path, out_dir: Path) -> str:
+    """The results folder as the page names it: never the machine's absolute path."""
+    rel = relative_link(results_dir, out_dir)
+    return "this folder" if rel == "." else rel

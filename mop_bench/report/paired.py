@@ -196,6 +196,7 @@ def _draws_with_cache(
     settings: bs.BootstrapSettings,
     cache: Path | None,
     timing: dict[str, float],
+    read_also: tuple[Path, ...] = (),
 ) -> dict[str, dict[str, np.ndarray]]:
     got: dict[str, dict[str, np.ndarray]] = {}
     todo: list[RunInputs] = []
@@ -203,9 +204,15 @@ def _draws_with_cache(
     for i in inputs:
         wanted = [m for m in bs.PAIRED_METRICS if m not in i.missing]
         entry = None
+        name = f"{_run_key(i.run, settings)}.npz"
         if cache is not None:
-            paths[i.run.sim] = cache / f"{_run_key(i.run, settings)}.npz"
+            paths[i.run.sim] = cache / name
             entry = _read_cache(paths[i.run.sim], wanted, settings)
+        for other in read_also:
+            if entry is None:
+                entry = _read_cache(other / name, wanted, settings)
+                if entry is not None and cache is not None:
+                    _write_cache(paths[i.run.sim], {m: entry[m] for m in wanted})
         if entry is None:
             todo.append(i)
         else:
@@ -223,9 +230,17 @@ def _draws_with_cache(
 
 
 def analyse(
-    group: Group, cache: Path | None, settings: bs.BootstrapSettings | None = None
+    group: Group,
+    cache: Path | None,
+    settings: bs.BootstrapSettings | None = None,
+    *,
+    read_also: tuple[Path, ...] = (),
 ) -> PairedAnalysis:
-    """Paired tests for every pair of non-calibration simulators in `group`."""
+    """Paired tests for every pair of non-calibration simulators in `group`.
+
+    A run's draws depend only on the run and `settings`, so entries cached by another
+    page (`read_also`: e.g. the comparisons' caches, for the leaderboard) are reused
+    as they are, and the tests come out identical to that page's."""
     settings = settings or bs.BootstrapSettings()
     sims = [s for s in sorted(group.sims) if s not in group.calibration]
     # One simulator (beside the calibration row) has nothing to be paired with.
@@ -243,7 +258,7 @@ def analyse(
     seconds: dict[str, float] = {}
     for seed, inputs in sorted(by_seed.items()):
         check_pairing(inputs)
-        got = _draws_with_cache(inputs, seed, settings, cache, seconds)
+        got = _draws_with_cache(inputs, seed, settings, cache, seconds, read_also)
         for sim, d in got.items():
             draws[(sim, seed)] = d
     if seconds:

@@ -112,3 +112,27 @@ def flatten(obj: Any, prefix: str = "") -> list[tuple[str, Any]]:
     if isinstance(obj, list | tuple) and all(not isinstance(v, dict | list) for v in obj):
         return [(prefix[:-1], ", ".join(str(v) for v in obj))]
     return [(prefix[:-1], obj)]
+
+
+def shown_path(value: Any, bases: dict[str, Path]) -> Any:
+    """`value` with any absolute path replaced by one relative to a named base folder
+    (`<data dir>/yelp/test.parquet`), else by its last two parts (`…/tasks/yelp.yaml`).
+
+    Pages are published and shared: the build machine's folders (user names, mount
+    points) say nothing about the result and do not belong in them. Other values pass.
+    """
+    from pathlib import PurePosixPath, PureWindowsPath
+
+    if not isinstance(value, str) or not value:
+        return value
+    if not (PurePosixPath(value).is_absolute() or PureWindowsPath(value).drive):
+        return value
+    path = Path(value)
+    for name, base in bases.items():
+        for b in {base, base.resolve()}:
+            try:
+                rel = path.relative_to(b)
+            except ValueError:
+                continue
+            return f"<{name}>/{rel.as_posix()}" if rel.parts else f"<{name}>"
+    return "…/" + "/".join(path.parts[-2:])

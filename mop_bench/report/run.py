@@ -9,9 +9,9 @@ from typing import Any
 from mop_bench import reference
 from mop_bench.report.aggregate import metric_label, metric_order
 from mop_bench.report.format_view import format_note, format_view
-from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, read_jsonl
+from mop_bench.report.load import REPORT, TIMING, RunData, load_run, read_json_file, read_jsonl
 from mop_bench.report.mixture import diagnostics_view, personas_view
-from mop_bench.report.render import flatten, render_page, show
+from mop_bench.report.render import flatten, render_page, show, shown_path
 from mop_bench.report.views import reference_view
 
 #: Generation details shown inline next to a synthetic sample (longer ones go in a fold).
@@ -39,7 +39,8 @@ def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
             "created": str(run.config.get("created", "")),
             "description": str(spec["simulator"].get("description", "")),
             "n_generations": None if gens is None else len(gens),
-            "path": str(run.path),
+            # Runs live at <results>/<task>/<sim>-<fingerprint>.
+            "path": f"{run.path.parent.name}/{run.path.name}",
         },
         "has_metrics": run.has_metrics,
         "metrics": _metric_rows(run),
@@ -55,24 +56,62 @@ def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
         "per_label": _per_label(run),
         "mop": _mop_section(run.path, run.mixture),
         "mixture": diagnostics_view(run),
-        "transfer": _transfer(run),
-        "spec_sections": _spec_sections(spec),
-        "task_card": [(k, show(v)) for k, v in flatten(run.config.get("task") or {})],
-        "data": [(k, show(v)) for k, v in flatten(run.config.get("data") or {})],
-        "environment": _environment(run.path),
+        "transfer": _paths(_transfer(run), run),
+        "spec_sections": [(name, _paths(rows, run)) for name, rows in _spec_sections(spec)],
+        "task_card": _paths(flatten(run.config.get("task") or {}), run),
+        "data": _paths(flatten(run.config.get("data") or {}), run),
+        "environment": _paths(_environment(run.path), run),
     }
 
 
-def _timing(run: RunData) -> list[tuple[str, float]]:
-    """Seconds per stage: metrics.json's `_timing`, else timing.json's latest entry."""
-    timing = dict(run.timing)
-    path = run.path / "timing.json"
-    if not timing and path.is_file():
-        latest = (read_json_file(path) or {}).get("latest") or {}
-        timing = {
-            k: v for k, v in (latest.get("seconds") or {}).items() if isinstance(v, int | float)
-        }
-    return sorted((k, float(v)) for k, v in timing.items())
+def _paths(rows: list[tuple[str, Any]] | None, run: RunData) -> list[tuple[str, Any]] | None:
+    """Rows as shown: absolute paths relative to the data or results folder."""
+    if rows is None:
+        return None
+    from mop_bench.paths import data_dir
+
+    bases = {"results": run.path.parent.parent}
+    for configured in ((run.spec.get("data") or {}).get("data_dir"), None):
+        found = data_dir(configured)
+        if found is not None:
+            bases.setdefault("data dir", found)
+    bases["mop-bench"] = Path(__file__).resolve().parents[2]  # built-in task cards
+    return [(k, shown_path(show(v), bases)) for k, v in rows]
+
+
+#: Pipeline order of timing.json's stages (others follow, sorted).
+_STAGES = ("load", "simulate", "embed_and_score", "report")
+
+
+def _timing(run: RunData) -> dict[str, Any] | None:
+    """Seconds per stage summed over every finished invocation of the run (timing.json's
+    totals, as the comparison's cost table), beside the latest invocation's.
+
+    The latest alone used to be shown: a re-run that reused the generations ("simulate
+    0.039 s") then hid the 314 s the fit and generation took. The totals never shrink.
+    """
+    totals = run.cost
+    latest: dict[str, Any] = {}
+    path = run.path / TIMING
+    if path.is_file():
+        raw = read_json_file(path)
+        latest = ((raw.get("latest") if isinstance(raw, dict) else None) or {}).get("seconds") or {}
+    stages = {k.removesuffix("_seconds") for k in totals if k.endswith("_seconds")}
+    stages.discard("prepare")  # part of simulate: its own row below
+    invocations = totals.get("invocations")
+    # Older records: timing.json with only its latest entry, or metrics.json's `_timing`.
+    for older in (latest, run.timing):
+        if not stages and older:
+            stages, totals = set(older), {f"{k}_seconds": v for k, v in older.items()}
+    if not stages:
+        return None
+    order = [s for s in _STAGES if s in stages] + sorted(stages - set(_STAGES))
+    rows = []
+    for stage in order:
+        rows.append((stage, totals.get(f"{stage}_seconds"), latest.get(stage)))
+        if stage == "simulate" and "prepare_seconds" in totals:
+            rows.append(("of which fit + personas", totals["prepare_seconds"], None))
+    return {"rows": rows, "invocations": None if invocations is None else int(invocations)}
 
 
 def _read_optional_jsonl(path: Path) -> list[dict[str, Any]] | None:
@@ -189,7 +228,7 @@ def _cosine_plot(run: RunData) -> dict[str, str]:
     try:
         return {"uri": plots.cosine_histogram(edges, d["real_hist"], d["synth_hist"])}
     except ValueError as exc:
-        return {"error": f"{run.path / 'metrics.json'}: {exc}"}
+        return {"error": f"metrics.json: {exc}"}
 
 
 def _projection(run: RunData) -> dict[str, str]:
@@ -204,7 +243,8 @@ def _projection(run: RunData) -> dict[str, str]:
         missing = [k for k in ("real", "synth") if k not in npz.files]
         if missing:
             return {
-                "error": f"{path}: arrays {', '.join(missing)} missing (has {', '.join(npz.files)})"
+                "error": f"{path.name}: arrays {', '.join(missing)} missing "
+                f"(has {', '.join(npz.files)})"
             }
         arrays = {k: npz[k] for k in npz.files}
     try:
@@ -216,7 +256,7 @@ def _projection(run: RunData) -> dict[str, str]:
             run.label_names,
         )
     except ValueError as exc:
-        return {"error": f"{path}: {exc}"}
+        return {"error": f"{path.name}: {exc}"}
     return {"uri": uri, "n_real": str(len(arrays["real"])), "n_synth": str(len(arrays["synth"]))}
 
 

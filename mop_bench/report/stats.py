@@ -3,8 +3,8 @@
 A benchmark table that ranks simulators by a mean over a handful of seeds invites
 reading noise as progress, so a difference only counts as a win when it is larger than
 the uncertainty around it. Comparison pages replace the interval rule with paired tests
-where they exist (report/paired.py); the interval rule remains for metrics without one,
-for the leaderboard and for sweeps.
+where they exist (report/paired.py), and so does the leaderboard; the interval rule
+remains for metrics without one and for sweeps.
 """
 
 from __future__ import annotations
@@ -106,7 +106,7 @@ def rank_with_ties(
     return ranks
 
 
-#: How the leaderboard and sweeps rank (runs there need not come from one paired design).
+#: How sweeps rank (their points are different settings, not one paired design).
 INTERVAL_RULE = (
     "Each cell is the mean over run seeds with a 95% Student-t interval. Two simulators "
     "tie when their intervals overlap, i.e. when the difference of means is not larger "
@@ -116,7 +116,7 @@ INTERVAL_RULE = (
     "interval: the value is shown, and only MAUVE's k-means spread can make a tie."
 )
 
-#: How comparison and ablation pages rank (see report/paired.py and docs/report.md).
+#: How comparison, ablation and leaderboard pages rank (report/paired.py, docs/report.md).
 TIE_RULE = (
     "Each cell is the mean over run seeds with a 95% Student-t interval, as a description. "
     "Ranks on FID, MAUVE, KL-cosine and held-out NLL come from paired tests: for every "
