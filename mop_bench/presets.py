@@ -34,13 +34,18 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data.pool_size": 500,
         "data.golden_size": 1000,
         "simulator.n_personas": 16,
-        "fit.n_train": 96,
+        # Completion prompts with 3 exemplars are ~380 tokens, three times the old chat
+        # prompts: 64 training examples and 6 candidate pairs per block and epoch, and
+        # 160 held-out examples, keep the cold run under 10 minutes (docs/prompts.md).
+        "fit.n_train": 64,
+        "fit.candidates": 6,
         "fit.epochs": 2,
         "fit.top_m": 4,
         "fit.score_max_tokens": 48,
         # 4 draws per block keep the cold run under 10 minutes; the bound is looser
         # than with 8 (yelp: 4.143 against 4.124 nats/token; docs/mop.md).
         "metrics.heldout_samples": 4,
+        "metrics.heldout_n": 160,
     },
     # The paper's scale (Bui et al. 2025): for a GPU.
     "paper": {

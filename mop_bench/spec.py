@@ -308,7 +308,8 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
             raise ValueError(f"{name} must be one of {', '.join(map(str, args))}, got {value!r}")
         return value
     if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value)
+        # "a,b" from the command line; "" is the empty tuple
+        items = (value.split(",") if value else []) if isinstance(value, str) else list(value)
         return tuple(_coerce(v, args[0], name) for v in items)
     if tp is bool:
         if isinstance(value, str):

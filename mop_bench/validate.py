@@ -167,9 +167,42 @@ def option_errors(spec: Any) -> list[str]:
     return errors
 
 
+#: The fields each prompt template may use (`mop_bench.prompt_spec`).
+PROMPT_TEMPLATE_FIELDS = {
+    "persona_line": {"who", "persona"},
+    "persona_preamble": {"who", "persona"},
+    "persona_tag": {"persona"},
+    "exemplar_tag": {"context", "text"},
+}
+
+
+def prompt_errors(spec: Any) -> list[str]:
+    """One message per prompt template that could not be filled (a stray or unknown
+    placeholder would otherwise fail mid-run, after the fit)."""
+    from mop_bench.data._card import template_fields
+
+    errors = []
+    prompt = getattr(spec, "prompt", None)
+    if prompt is None:
+        return errors
+    for name, allowed in PROMPT_TEMPLATE_FIELDS.items():
+        template = getattr(prompt, name)
+        try:
+            used = set(template_fields(template))
+        except ValueError as exc:
+            errors.append(f"prompt.{name}: {exc}")
+            continue
+        if used - allowed:
+            errors.append(
+                f"prompt.{name} {template!r} uses {sorted(used - allowed)}; it may use "
+                f"{', '.join('{' + f + '}' for f in sorted(allowed))}"
+            )
+    return errors
+
+
 def validate_spec(spec: Any) -> None:
     """Raise one ValueError naming every out-of-range setting or unusable option of
     `spec`, before any data is read."""
-    errors = range_errors(spec) + option_errors(spec)
+    errors = range_errors(spec) + option_errors(spec) + prompt_errors(spec)
     if errors:
         raise ValueError("invalid settings: " + "; ".join(errors))

@@ -61,8 +61,12 @@ def _reviews() -> tuple[list[str], list[str]]:
 
 def mop_pairs(n: int = 60, seed: int = 0) -> tuple[list[list[dict[str, str]]], list[str]]:
     """`n` MoP prompts (chat messages, as the fit scores them) and real reviews."""
-    from mop_bench.mop.prompts import PromptSettings, build_messages
+    from mop_bench.mop.prompts import CardPrompt, render_prompt
+    from mop_bench.prompt_spec import PromptSpec
     from mop_bench.types import Example
+
+    tagged = PromptSpec(style="chat_tagged", stop=(), exemplar_words=60, cut_marker=" ...")
+    card = CardPrompt("Please write {context}.")
 
     texts, cats = _reviews()
     rng = np.random.default_rng(seed)
@@ -70,10 +74,12 @@ def mop_pairs(n: int = 60, seed: int = 0) -> tuple[list[list[dict[str, str]]], l
     for _ in range(n):
         ex, tg = (int(i) for i in rng.integers(len(texts), size=2))
         example = Example(texts[ex], None, f"a review of a business in the category {cats[ex]}")
-        request = f"Please write a review of a business in the category {cats[tg]}."
+        context = f"a review of a business in the category {cats[tg]}"
         persona = PERSONAS[int(rng.integers(len(PERSONAS)))]
         prompts.append(
-            build_messages(request, persona, [example], PromptSettings(exemplar_words=60))
+            render_prompt(
+                tagged, card, context=context, fields={}, persona=persona, exemplars=[example]
+            )
         )
         conts.append(texts[tg])
     return prompts, conts

@@ -317,3 +317,23 @@ def test_prefilled_assistant_turn_is_continued(lm: TransformersLM) -> None:
     assert lm.tokenizer.decode(ids[len(plain) :]) == "You are a"
     (comp,) = lm.generate([prefilled], temperatures=[0.0], seeds=[0], max_new_tokens=4)
     assert comp.n_tokens >= 1
+
+
+def test_stop_strings_end_a_row_and_raw_prompts_skip_the_chat_template(
+    lm: TransformersLM,
+) -> None:
+    from mop_bench.lm.base import RawPrompt
+    from mop_bench.mop.prompts import cut_at_stop
+
+    raw = RawPrompt("Yelp review (positive):\n")
+    assert lm.prompt_ids(raw) == list(lm.tokenizer(raw.text)["input_ids"])
+    assert "<|im_start|>" not in lm.tokenizer.decode(lm.prompt_ids(raw))
+    (free,) = lm.generate([raw], temperatures=[0.0], seeds=[0], max_new_tokens=12)
+    # a stop string made of the greedy text's 3rd-4th tokens: the row must end there
+    ids = _manual_greedy(lm, raw, 12)
+    stop = lm.tokenizer.decode(ids[2:4])
+    assert stop and stop in free.text
+    (cut,) = lm.generate([raw], temperatures=[0.0], seeds=[0], max_new_tokens=12, stop=[stop])
+    assert cut.n_tokens <= 4 and stop in cut.text  # ended once the stop was complete
+    assert free.text.startswith(cut.text)  # the same tokens up to the stop
+    assert cut_at_stop(cut.text, [stop]) == cut_at_stop(free.text, [stop])

@@ -326,3 +326,20 @@ def test_doctor_report_cache_is_validated(tmp_path, monkeypatch: pytest.MonkeyPa
 
 
 # -- registry and loading -------------------------------------------------------------
+
+
+def test_openai_adapter_sends_raw_prompts_to_completions_with_stop(
+    fake_server: _FakeServer,
+) -> None:
+    """A completion-style prompt goes to /v1/completions as is, even with chat=True,
+    and its stop strings go to the server; scoring sends its text without a template."""
+    from mop_bench.lm.base import RawPrompt
+
+    lm = _lm(fake_server)  # chat=True: strings would go to the chat route
+    raw = RawPrompt("Yelp review (positive):\n")
+    (c,) = lm.generate([raw], temperatures=[1.0], seeds=[3], max_new_tokens=5, stop=["\n\n"])
+    path, body = fake_server.requests[-1]
+    assert path == "/v1/completions"
+    assert body["prompt"] == raw.text and body["stop"] == ["\n\n"]
+    assert c.text == "seed=3 t=1.0 n=5"
+    assert lm.render(raw) == (raw.text, False)

@@ -116,3 +116,21 @@ def test_clean_persona_and_keywords() -> None:
     assert words[0][:2] == ["pizza", "cheese"] or words[0][:2] == ["pizza", "crust"]
     assert "kaitlynn" not in words[0]  # one review's name: below the document floor
     assert set(words[1][:2]) == {"coffee", "latte"}
+
+
+def test_paraphrases_of_the_worked_examples_are_refused() -> None:
+    from mop_bench.mop.persona_synth import accept, paraphrases_shot
+
+    # the AG News leak of the published runs: Jaccard 0.46 with the first shot's answer
+    leak = (
+        "You are a disappointed buyer who writes blunt complaints about broken appliances "
+        "and slow customer support."
+    )
+    assert paraphrases_shot(leak, 0.25, 3)
+    assert accept(leak, [], 0.5) is None
+    assert accept(leak, [], 0.5, shot_similarity=0.9, shot_shared_words=99) == leak  # old rule
+    # three shared content words are enough, whatever the Jaccard similarity
+    assert paraphrases_shot("You are a retired gardener who writes about roses.", 0.9, 3)
+    news = "You are a political correspondent who files terse reports on elections abroad."
+    assert not paraphrases_shot(news, 0.25, 3)
+    assert accept(news, [], 0.5) == news

@@ -19,9 +19,7 @@ def as_messages(prompt: Prompt) -> list[dict[str, str]]:
 
 def continues_assistant(prompt: Prompt) -> bool:
     """True for a message list ending in an assistant message (a turn to continue)."""
-    return (
-        isinstance(prompt, list) and bool(prompt) and prompt[-1].get("role") == "assistant"
-    )
+    return isinstance(prompt, list) and bool(prompt) and prompt[-1].get("role") == "assistant"
 
 
 def render_chat(tokenizer: Any, prompt: Prompt) -> str:

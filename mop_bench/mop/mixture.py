@@ -154,9 +154,7 @@ def make_slots(
     if mode == "none":
         return [()]
     if not 1 <= per_prompt <= len(pool):
-        raise ValueError(
-            f"exemplars_per_prompt={per_prompt} must be in 1..{len(pool)} (pool size)"
-        )
+        raise ValueError(f"exemplars_per_prompt={per_prompt} must be in 1..{len(pool)} (pool size)")
     if mode == "gated":
         if len(pool) < 2:
             raise ValueError("gated exemplars need a pool of at least 2 examples")

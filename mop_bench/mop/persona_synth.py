@@ -198,12 +198,31 @@ def too_similar(a: str, b: str, threshold: float) -> bool:
     return bool(wa and wb) and len(wa & wb) / len(wa | wb) >= threshold
 
 
-def accept(persona: str | None, earlier: Sequence[str], threshold: float) -> str | None:
-    """`persona` unless it is unusable, a copy of a worked example's answer, or a near
-    duplicate of an earlier persona (then None: not a distinct component)."""
+def paraphrases_shot(persona: str, jaccard: float, shared_words: int) -> bool:
+    """Whether `persona` borrows from a worked example's answer: content-word Jaccard
+    similarity at or above `jaccard`, or `shared_words` content words in common."""
+    mine = _content_words(persona)
+    for _, answer in SHOTS:
+        theirs = _content_words(answer)
+        if too_similar(persona, answer, jaccard) or len(mine & theirs) >= shared_words:
+            return True
+    return False
+
+
+def accept(
+    persona: str | None,
+    earlier: Sequence[str],
+    threshold: float,
+    *,
+    shot_similarity: float = 0.25,
+    shot_shared_words: int = 3,
+) -> str | None:
+    """`persona` unless it is unusable, a paraphrase of a worked example's answer (a
+    stricter test than between personas: the model copies the last answer it saw), or
+    a near duplicate of an earlier persona (then None: not a distinct component)."""
     if persona is None:
         return None
-    if any(too_similar(persona, answer, threshold) for _, answer in SHOTS):
+    if paraphrases_shot(persona, shot_similarity, shot_shared_words):
         return None
     if any(too_similar(persona, other, threshold) for other in earlier):
         return None

@@ -52,8 +52,13 @@ class PersonaSettings:
     `retry_temperature` for clusters whose answer was unusable or not distinct."""
     retry_temperature: float = 0.8
     similarity: float = 0.5
-    """Content-word Jaccard similarity at which two personas (or a persona and a worked
-    example's answer) count as the same."""
+    """Content-word Jaccard similarity at which two personas count as the same."""
+    shot_similarity: float = 0.25
+    """A persona whose content-word Jaccard similarity with a worked example's answer
+    reaches this is a paraphrase of it (0.46 passed the old 0.5 check: complaining
+    gadget buyers asked to write AG News)..."""
+    shot_shared_words: int = 3
+    """...as is one sharing this many content words with a worked example's answer."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -166,7 +171,13 @@ def synthesize(
             cleaned = clean_persona(comp.text, settings.max_persona_words, prefilled=True)
             # Clusters are judged in order, so the result does not depend on batching.
             earlier = [accepted[o] for o in sorted(accepted)]
-            ok = accept(cleaned, earlier, settings.similarity)
+            ok = accept(
+                cleaned,
+                earlier,
+                settings.similarity,
+                shot_similarity=settings.shot_similarity,
+                shot_shared_words=settings.shot_shared_words,
+            )
             if ok is not None:
                 accepted[c] = ok
     return [

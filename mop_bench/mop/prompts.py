@@ -93,9 +93,7 @@ def exemplar_feature_text(example: Example, spec: PromptSpec) -> str:
     return f"{example.context}: {truncate_words(example.text, spec.exemplar_words)}"
 
 
-def _documents(
-    spec: PromptSpec, card: CardPrompt, exemplars: Sequence[Example]
-) -> list[str]:
+def _documents(spec: PromptSpec, card: CardPrompt, exemplars: Sequence[Example]) -> list[str]:
     return [
         card.header(ex.context, ex.fields)
         + spec.header_separator

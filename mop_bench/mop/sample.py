@@ -180,8 +180,10 @@ def generate_chunk(
         # the same cut as the fit's and heldout_nll's scored texts (prompts.scored_text)
         cut = cut_at_stop(comp.text, stop)
         text = clean_generation(cut)
-        ended = "stop" if len(cut) < len(comp.text) else (
-            "cap" if comp.n_tokens >= budget.max_new_tokens else "eos"
+        ended = (
+            "stop"
+            if len(cut) < len(comp.text)
+            else ("cap" if comp.n_tokens >= budget.max_new_tokens else "eos")
         )
         det |= {"raw_chars": len(comp.text), "n_tokens": comp.n_tokens, "ended": ended}
         out.append(

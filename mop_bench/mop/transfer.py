@@ -30,7 +30,14 @@ from mop_bench.mop import artifacts as art
 log = logging.getLogger(__name__)
 
 #: Switches a reused fit must share with the current simulator (gate shapes and meaning).
-STRUCTURAL = ("personas", "n_personas", "exemplars", "exemplars_per_prompt", "gating", "temperature")
+STRUCTURAL = (
+    "personas",
+    "n_personas",
+    "exemplars",
+    "exemplars_per_prompt",
+    "gating",
+    "temperature",
+)
 
 
 @dataclass(frozen=True)
