@@ -45,11 +45,13 @@ class PromptSpec:
 
     style: PromptStyle = "completion"
     """completion | chat_tagged | chat_prefilled (module docstring)."""
-    persona_placement: PersonaPlacement = "line"
+    persona_placement: PersonaPlacement = "none"
     """Where a persona goes in `completion` and `chat_prefilled` prompts: `line` (a
     `persona_line` directly above the request's header), `preamble` (a
-    `persona_preamble` at the top of the prompt) or `none` (personas still gate the
-    exemplars and temperature but are not shown). Chosen by measurement (docs/prompts.md)."""
+    `persona_preamble` at the top of the prompt) or `none` (the default: personas still
+    gate the exemplars and the temperature but are not shown). Chosen by measurement: on
+    an AG News dev slice, showing the 135M synthesizer's personas pulled news toward
+    reviews (MAUVE 0.65 with `line`, 0.97 with `none`; docs/prompts.md)."""
     persona_line: str = "Written by {who}."
     """Persona line template; `{who}` is the persona without its "You are" opening and
     final period ("You are a retired teacher." -> "a retired teacher"), `{persona}`

@@ -35,7 +35,9 @@ PERSONA = "You are a retired teacher who loves quiet pubs."
 
 
 def test_completion_prompt_exact_strings() -> None:
-    line = render_prompt(PromptSpec(), CARD, persona=PERSONA, exemplars=EX, **TARGET)
+    line = render_prompt(
+        PromptSpec(persona_placement="line"), CARD, persona=PERSONA, exemplars=EX, **TARGET
+    )
     assert line == RawPrompt(
         "Toy review (positive, Bars):\nGreat food, friendly staff.\n\n"
         "Toy review (negative, Cafes):\nCold soup and a long wait.\n\n"
@@ -50,9 +52,7 @@ def test_completion_prompt_exact_strings() -> None:
         "Toy review (positive, Bars):\nGreat food, friendly staff.\n\n"
         "Toy review (positive, Pubs):\n"
     )
-    hidden = render_prompt(
-        PromptSpec(persona_placement="none"), CARD, persona=PERSONA, exemplars=(), **TARGET
-    )
+    hidden = render_prompt(PromptSpec(), CARD, persona=PERSONA, exemplars=(), **TARGET)
     assert hidden == RawPrompt("Toy review (positive, Pubs):\n")
 
 
@@ -85,9 +85,8 @@ def test_chat_tagged_is_the_papers_format() -> None:
 
 
 def test_chat_prefilled_starts_the_answer_with_the_header() -> None:
-    got = render_prompt(
-        PromptSpec(style="chat_prefilled"), CARD, persona=PERSONA, exemplars=EX[:1], **TARGET
-    )
+    spec = PromptSpec(style="chat_prefilled", persona_placement="line")
+    got = render_prompt(spec, CARD, persona=PERSONA, exemplars=EX[:1], **TARGET)
     assert got[1] == {
         "role": "user",
         "content": "Examples of the texts to write:\n"
