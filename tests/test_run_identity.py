@@ -249,6 +249,8 @@ def test_failed_run_is_marked_and_report_skips_it(tmp_path: Path, capsys, caplog
     err = capsys.readouterr().err
     assert f"skipped {run_dir}: the run failed: ValueError" in err
     assert not (run_dir / "report.html").exists()
-    # The leaderboard skips it with a note too (and still succeeds for the rest).
-    assert main(["leaderboard", str(tmp_path / "res")]) == 0
+    # The leaderboard skips it with a note too; with no other run there is no board to
+    # write, which is an error (an empty board never replaces a good one: issue 19).
+    assert main(["leaderboard", str(tmp_path / "res")]) == 2
     assert f"leaderboard: skipped {run_dir}: the run failed" in caplog.text
+    assert "no scored run" in capsys.readouterr().err
