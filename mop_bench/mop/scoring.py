@@ -153,6 +153,30 @@ def scoring_grid(grid: Sequence[float], cap: float | None) -> tuple[float, ...]:
     return tuple(kept + above[:1])
 
 
+def fit_grid(fit: Any, temperature_mode: str, fixed_temperature: float) -> tuple[float, ...]:
+    """Temperatures scored during the fit: the grid up to the cap (plus the next point,
+    for the interpolation), or only the fixed temperature, scored exactly."""
+    if not fit.temperature_grid or min(fit.temperature_grid) <= 0:
+        raise ValueError(
+            f"fit.temperature_grid must hold positive values, got {fit.temperature_grid}"
+        )
+    if temperature_mode == "fixed":
+        return (fixed_temperature,)  # nothing is interpolated
+    return tuple(sorted(set(scoring_grid(fit.temperature_grid, fit.max_temperature))))
+
+
+def tau_range(fit: Any) -> tuple[float, float]:
+    """The range fitted temperatures live in: [min(grid), min(max(grid), cap)]."""
+    lo = min(fit.temperature_grid)
+    hi = min(max(fit.temperature_grid), fit.max_temperature)
+    if hi < lo:
+        raise ValueError(
+            f"fit.max_temperature={fit.max_temperature} is below the smallest grid "
+            f"temperature {lo}"
+        )
+    return lo, hi
+
+
 def block_triples(
     mixture: Any, examples: Sequence[Example], block: Block
 ) -> list[tuple[int, Pair, str, Prompt]]:

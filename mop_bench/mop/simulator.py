@@ -147,38 +147,12 @@ class MoPSimulator:
         e = np.zeros((mixture.n_exemplar_slots, 1), np.float32) if mixture.masked else None
         return g, e
 
-    def _grid(self) -> tuple[float, ...]:
-        """Temperatures scored during the fit: the grid up to the cap (plus the next
-        point, for the interpolation), and the fixed temperature, scored exactly."""
-        from mop_bench.mop.scoring import scoring_grid
-
-        fit = self.inputs.spec.fit
-        if not fit.temperature_grid or min(fit.temperature_grid) <= 0:
-            raise ValueError(
-                f"fit.temperature_grid must hold positive values, got {fit.temperature_grid}"
-            )
-        grid = set(scoring_grid(fit.temperature_grid, fit.max_temperature))
-        if self.spec.temperature == "fixed":
-            grid = {self.inputs.spec.budget.temperature}  # nothing is interpolated
-        return tuple(sorted(grid))
-
-    def _tau_range(self) -> tuple[float, float]:
-        fit = self.inputs.spec.fit
-        lo = min(fit.temperature_grid)
-        hi = min(max(fit.temperature_grid), fit.max_temperature)
-        if hi < lo:
-            raise ValueError(
-                f"fit.max_temperature={fit.max_temperature} is below the smallest grid "
-                f"temperature {lo}"
-            )
-        return lo, hi
-
     def _fit(self, pool: list[Example], settings: dict[str, Any]) -> dict[str, Any]:
         import torch
 
         from mop_bench.mop.fit import fit_mixture
         from mop_bench.mop.gates import MixtureGates
-        from mop_bench.mop.scoring import ScoreCache
+        from mop_bench.mop.scoring import ScoreCache, fit_grid, tau_range
 
         t0 = time.perf_counter()
         run = self.inputs.spec
@@ -194,7 +168,7 @@ class MoPSimulator:
         if x_feat is None:
             x_feat = np.zeros((len(train), enc_dim), dtype=np.float32)
         k = mixture.n_persona_slots
-        grid = self._grid()
+        grid = fit_grid(run.fit, self.spec.temperature, run.budget.temperature)
         gates = MixtureGates(
             enc_dim,
             run.fit.proj_dim,
@@ -202,7 +176,7 @@ class MoPSimulator:
             persona_gate=self._learned() and k > 1,
             exemplar_gate=self._learned() and self.spec.exemplars == "gated",
             temperature=self.spec.temperature,
-            tau_range=self._tau_range(),
+            tau_range=tau_range(run.fit),
             fixed_temperature=run.budget.temperature,
             generator=torch.Generator().manual_seed(run.seed),
             scale_max=run.fit.gate_scale_max,
