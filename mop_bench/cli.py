@@ -22,7 +22,7 @@ def _kv(text: str) -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
-def _add_spec_args(p: argparse.ArgumentParser, *, sims: str) -> None:
+def _add_spec_args(p: argparse.ArgumentParser, *, sims: str, sim_required: bool = True) -> None:
     p.add_argument(
         "--task",
         help="task name (see `mop-bench ls tasks`) or path of a task card YAML; with --data "
@@ -31,8 +31,9 @@ def _add_spec_args(p: argparse.ArgumentParser, *, sims: str) -> None:
     if sims == "one":
         p.add_argument(
             "--sim",
-            required=True,
-            help="simulator name (see `mop-bench ls sims`) or a simulator YAML",
+            required=sim_required,
+            help="simulator name (see `mop-bench ls sims`) or a simulator YAML"
+            + ("" if sim_required else " (or score your own texts with --generations)"),
         )
     elif sims == "many":
         p.add_argument("--sims", required=True, help="comma-separated simulator names")
@@ -68,11 +69,52 @@ def _add_spec_args(p: argparse.ArgumentParser, *, sims: str) -> None:
     )
     p.add_argument(
         "--data",
-        help="bring your own data: a .csv, .jsonl or .parquet file (named by --task, else its stem)",
+        help="bring your own data: a .csv, .tsv, .jsonl or .parquet file "
+        "(named by --task, else its stem)",
     )
     p.add_argument("--text-column", help="text column of --data")
     p.add_argument("--label-column", help="label column of --data (optional)")
     _add_runtime_args(p)
+
+
+def _add_contexts_args(p: argparse.ArgumentParser) -> None:
+    """`contexts` takes what decides a run's contexts (task, data, preset, n, seed,
+    settings) and an output file; no LM or encoder option, since neither is loaded."""
+    p.add_argument(
+        "--task",
+        help="task name (see `mop-bench ls tasks`) or path of a task card YAML; with --data "
+        "it names your data (default: the file's stem)",
+    )
+    p.add_argument("--preset", default="default", help="smoke | default | paper (default: default)")
+    p.add_argument("--n", type=int, help="number of contexts (budget.n_samples)")
+    p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_kv,
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a setting, as for `run` (e.g. pool=200, golden=300); repeatable",
+    )
+    p.add_argument(
+        "--config", type=Path, help="YAML file of KEY: VALUE overrides (applied before --set)"
+    )
+    p.add_argument(
+        "--data-dir", help="directory of data mirrors (default: $MOP_BENCH_DATA_DIR, then the Hub)"
+    )
+    p.add_argument("--data", help="bring your own data: a .csv, .tsv, .jsonl or .parquet file")
+    p.add_argument("--text-column", help="text column of --data")
+    p.add_argument("--label-column", help="label column of --data (optional)")
+    p.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="FILE.jsonl",
+        help="where to write one JSON object per context (index, label, label_name, "
+        "context, fields); - writes to standard output",
+    )
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
 
 
 def _add_runtime_args(p: argparse.ArgumentParser) -> None:
@@ -110,6 +152,20 @@ def _add_bootstrap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap-seed", type=int, default=0, help="paired-test seed (default 0)")
 
 
+def _add_floor_arg(p: argparse.ArgumentParser, *, remembered: bool = False) -> None:
+    where = (
+        "default: the --floor the comparison was run with, else temperature-only"
+        if remembered
+        else "default: temperature-only"
+    )
+    p.add_argument(
+        "--floor",
+        metavar="NAME",
+        help="simulator scored 0 by the normalised score (100 = the real calibration row; "
+        f"{where})",
+    )
+
+
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mop-bench",
@@ -122,9 +178,23 @@ def make_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser(
-        "run", help="run one simulator on one task (resumes and reuses finished work)"
+        "run",
+        help="run one simulator on one task (resumes and reuses finished work), or score "
+        "your own generations (--generations)",
     )
-    _add_spec_args(p, sims="one")
+    _add_spec_args(p, sims="one", sim_required=False)
+    p.add_argument(
+        "--generations",
+        type=Path,
+        metavar="FILE.jsonl",
+        help="score texts you generated elsewhere for the contexts `mop-bench contexts` "
+        'writes: one {"index": i, "text": "..."} per line, indices 0..n-1 once each '
+        "(instead of --sim)",
+    )
+    p.add_argument(
+        "--name",
+        help="with --generations: the simulator name shown in reports (default: the file's stem)",
+    )
     p.add_argument(
         "--gates-from", type=Path, help="reuse personas/gates/temperatures fitted in this run dir"
     )
@@ -133,6 +203,13 @@ def make_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept --gates-from gates fitted on another task (recorded in config.json)",
     )
+
+    p = sub.add_parser(
+        "contexts",
+        help="write the exact contexts a run would request (JSONL), to generate texts for "
+        "them with your own system and score them with `run --generations`",
+    )
+    _add_contexts_args(p)
 
     p = sub.add_parser("score", help="re-score stored generations (no generation)")
     p.add_argument(
@@ -156,6 +233,7 @@ def make_parser() -> argparse.ArgumentParser:
         "or sweep.json)",
     )
     _add_bootstrap_args(p)
+    _add_floor_arg(p, remembered=True)
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser("ls", help="list tasks, simulators, metrics, presets or backends")
@@ -167,6 +245,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--name", help="comparison directory name (default: derived from task, sims, preset)"
     )
+    _add_floor_arg(p)
 
     p = sub.add_parser(
         "sweep", help="a grid over settings, e.g. --set personas=4,8,16 --set pool=250,500"
@@ -177,6 +256,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablate", help="MoP and its ablations (the paper's Table 4) as one table")
     _add_spec_args(p, sims="none")
     p.add_argument("--name", help="comparison directory name")
+    _add_floor_arg(p)
 
     p = sub.add_parser(
         "doctor",
@@ -216,6 +296,29 @@ def make_parser() -> argparse.ArgumentParser:
         "default: the results directory)",
     )
     _add_bootstrap_args(p)
+    _add_floor_arg(p)
+    p.add_argument("-q", "--quiet", action="store_true")
+
+    p = sub.add_parser(
+        "table",
+        help="rendered comparisons as the paper's Table 1 (Markdown, LaTeX, CSV), beside "
+        "the published numbers",
+    )
+    p.add_argument(
+        "comparisons",
+        nargs="+",
+        type=Path,
+        metavar="COMPARISON_DIR",
+        help="rendered comparison folders (comparison.json + summary.json, e.g. "
+        "results/comparisons/yelp-default); one column group each, in this order",
+    )
+    p.add_argument(
+        "--out",
+        metavar="PREFIX_OR_DIR",
+        help="a file prefix: writes PREFIX.md, PREFIX.tex and PREFIX.csv; an existing "
+        "directory or a path ending in '/': writes DIR/table1.md, .tex and .csv (default: "
+        "print the Markdown only)",
+    )
     p.add_argument("-q", "--quiet", action="store_true")
     return parser
 

@@ -50,8 +50,16 @@ def _options(args: Any, **extra: Any):
 
 def cmd_run(args: Any) -> int:
     from mop_bench.runner import build_spec, run
-    from mop_bench.store import read_json
 
+    if getattr(args, "generations", None) is not None:
+        return _run_external(args)
+    if not args.sim:
+        raise ValueError(
+            "name a simulator with --sim (see `mop-bench ls sims`), or score your own "
+            "texts with --generations FILE.jsonl"
+        )
+    if getattr(args, "name", None):
+        raise ValueError("--name names the simulator of --generations; --sim runs are named by it")
     ws = _workspace(args)
     options = _options(
         args, gates_from=args.gates_from, allow_foreign_gates=args.allow_foreign_gates
@@ -62,12 +70,75 @@ def cmd_run(args: Any) -> int:
         )
         t0 = time.perf_counter()
         run_dir = run(spec, options, ws)
-        metrics = read_json(run_dir / "metrics.json")
-        summary = "  ".join(
-            f"{k}={metrics[k]['value']:.4f}" for k in SUMMARY_METRICS if k in metrics
+        _print_run(run_dir, time.perf_counter() - t0)
+    return 0
+
+
+def _print_run(run_dir: Path, seconds: float) -> None:
+    from mop_bench.store import read_json
+
+    metrics = read_json(run_dir / "metrics.json")
+    summary = "  ".join(f"{k}={metrics[k]['value']:.4f}" for k in SUMMARY_METRICS if k in metrics)
+    print(f"{run_dir}  ({seconds:.1f}s)  {summary}")
+    print(f"report: {run_dir / 'report.html'}")
+
+
+def _run_external(args: Any) -> int:
+    """`run --generations FILE`: score texts made elsewhere for one seed's contexts."""
+    from mop_bench.external import default_name, external_spec, run_external
+
+    if args.sim:
+        raise ValueError("--sim and --generations exclude each other: give one of them")
+    if args.gates_from is not None:
+        raise ValueError("--gates-from transfers fitted gates; --generations fits nothing")
+    seeds = _seeds(args)
+    if len(seeds) != 1:
+        raise ValueError(
+            "--generations scores one file against one seed's contexts: give --seed S "
+            "(one file per seed, from `mop-bench contexts --seed S`)"
         )
-        print(f"{run_dir}  ({time.perf_counter() - t0:.1f}s)  {summary}")
-        print(f"report: {run_dir / 'report.html'}")
+    spec = external_spec(
+        task_name(args),
+        name=args.name or default_name(args.generations),
+        description=f"external generations from {args.generations.name}",
+        preset=args.preset,
+        overrides=spec_overrides(args),
+        seed=seeds[0],
+    )
+    t0 = time.perf_counter()
+    run_dir = run_external(spec, args.generations, _options(args), _workspace(args))
+    _print_run(run_dir, time.perf_counter() - t0)
+    return 0
+
+
+def cmd_contexts(args: Any) -> int:
+    """Write the contexts a run of this task, preset and seed requests (no LM, no
+    encoder: only the task's data is read)."""
+    import sys
+
+    from mop_bench.external import context_rows, contexts_for, external_spec, write_contexts
+    from mop_bench.workspace import Workspace
+
+    if getattr(args, "data", None) and not args.text_column:
+        raise ValueError("--data needs --text-column (the column holding the texts)")
+    spec = external_spec(
+        task_name(args),
+        name="contexts",
+        preset=args.preset,
+        overrides=spec_overrides(args),
+        seed=args.seed,
+    )
+    task_data = Workspace(progress=not args.quiet).task(spec)
+    rows = context_rows(contexts_for(spec, task_data), tuple(task_data.card.label_names))
+    write_contexts(rows, args.out)
+    where = "standard output" if str(args.out) == "-" else str(args.out)
+    print(
+        f"{where}: {len(rows)} contexts of task {task_data.card.name} (preset {args.preset}, "
+        f"seed {spec.seed}, data {task_data.data_hash}); score your texts for them with "
+        f"`mop-bench run --task {spec.task} --preset {args.preset} --seed {spec.seed} "
+        "--generations FILE.jsonl` (the same --set options too)",
+        file=sys.stderr if str(args.out) == "-" else sys.stdout,
+    )
     return 0
 
 
@@ -99,7 +170,7 @@ def cmd_report(args: Any) -> int:
     skipped = 0
     for d in args.dirs:
         if (d / "comparison.json").exists():
-            out = report.render_comparison(d, bootstrap=paired)
+            out = report.render_comparison(d, bootstrap=paired, floor=args.floor)
         elif (d / "sweep.json").exists():
             out = report.render_sweep(d)
         elif (d / "config.json").exists():
@@ -167,6 +238,7 @@ def cmd_compare(args: Any) -> int:
         options=_options(args),
         workspace=_workspace(args),
         name=args.name,
+        floor=args.floor,
     )
     print(f"comparison report: {out}")
     return 0
@@ -185,6 +257,7 @@ def cmd_ablate(args: Any) -> int:
         workspace=_workspace(args),
         name=args.name or f"ablate-{Path(task_name(args)).stem}-{args.preset}",
         ablation=True,
+        floor=args.floor,
     )
     print(f"ablation report: {out}")
     return 0
@@ -255,7 +328,23 @@ def _bootstrap(args: Any):
 
 def cmd_leaderboard(args: Any) -> int:
     from mop_bench.report import build_leaderboard
+    from mop_bench.report.normalised import DEFAULT_FLOOR
 
-    out = build_leaderboard(args.results_dir, args.out, bootstrap=_bootstrap(args))
+    floor = args.floor or DEFAULT_FLOOR
+    out = build_leaderboard(args.results_dir, args.out, bootstrap=_bootstrap(args), floor=floor)
     print(f"leaderboard: {out}")
+    return 0
+
+
+def cmd_table(args: Any) -> int:
+    """Table 1 from rendered comparisons: Markdown on stdout, or three files with --out."""
+    from mop_bench.report.table import build_table
+    from mop_bench.report.table_render import to_markdown, write_table
+
+    table = build_table(args.comparisons)
+    if args.out is None:
+        print(to_markdown(table), end="")
+        return 0
+    for path in write_table(table, args.out):
+        print(path)
     return 0

@@ -45,13 +45,20 @@ def compare(
     workspace: Workspace | None = None,
     name: str | None = None,
     ablation: bool = False,
+    floor: str | None = None,
 ) -> Path:
-    """Run every simulator for every seed, then write the comparison report."""
+    """Run every simulator for every seed, then write the comparison report.
+
+    `floor` (default `temperature-only`) is the simulator the normalised score maps to
+    0; it is kept in comparison.json so that a re-render keeps it."""
     from mop_bench.report import render_comparison
 
     options = options or RunOptions()
     workspace = workspace or Workspace(progress=options.progress)
     seeds = seeds or [0]
+    if floor is not None and floor not in sims:
+        # Not an error: the pages say why there is no normalised score.
+        log.warning("--floor %s is not among the simulators: no normalised score", floor)
     # Resolve every spec first: a typo in the last simulator should fail before hours of work.
     specs = [
         build_spec(task, sim, preset=preset, overrides=overrides, seed=seed)
@@ -83,7 +90,8 @@ def compare(
             "budget": store.jsonable(specs[0].budget),
             "ablation": ablation,
             "runs": [_rel(d, comp_dir) for d in run_dirs],
-        },
+        }
+        | ({"floor": floor} if floor is not None else {}),
     )
     return render_comparison(comp_dir)
 

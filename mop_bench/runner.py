@@ -74,13 +74,21 @@ def build_spec(
 
 
 def run_dir_for(
-    spec: RunSpec, task_data, results_dir: Path, gates_source=None, runtime=None
+    spec: RunSpec,
+    task_data,
+    results_dir: Path,
+    gates_source=None,
+    runtime=None,
+    identity: dict[str, Any] | None = None,
 ) -> Path:
     """`<results>/<task>/<simulator>-<fingerprint>`; the fingerprint covers the spec, the
-    data, transferred gates and what the machine contributes (`runtime.fingerprinted`)."""
+    data, transferred gates and what the machine contributes (`runtime.fingerprinted`),
+    plus `identity` (e.g. an external generations file's hash: mop_bench/external.py)."""
     extra = _data_identity(task_data, gates_source)
     if runtime is not None:
         extra["runtime"] = fingerprinted(runtime)
+    if identity:
+        extra.update(identity)
     fingerprint = spec.fingerprint(extra=extra)
     # The card's name, not the --task string: that may be a path to a card or data file.
     # Both names become path components, so neither may climb out of `results_dir`.
@@ -169,7 +177,14 @@ def _clear(run_dir: Path) -> None:
             child.unlink()
 
 
-def _write_config(run_dir: Path, spec: RunSpec, task_data, gates_source=None, runtime=None) -> None:
+def _write_config(
+    run_dir: Path,
+    spec: RunSpec,
+    task_data,
+    gates_source=None,
+    runtime=None,
+    extra: dict[str, Any] | None = None,
+) -> None:
     from mop_bench.environment import capture, code_version
 
     card = task_data.card
@@ -194,6 +209,7 @@ def _write_config(run_dir: Path, spec: RunSpec, task_data, gates_source=None, ru
     if runtime is not None:
         config["runtime"] = runtime  # resolved dtype, CPU kernels, threads
         config["comparable_key"]["lm_dtype"] = comparable_lm_dtype(spec, runtime)
+    config.update(extra or {})  # e.g. `external`: the scored file's name and hash
     path = run_dir / "config.json"
     if path.exists():
         old = store.read_json(path)
@@ -219,11 +235,13 @@ def simulate_stage(
     are missing; a finished run builds no simulator at all."""
     from mop_bench.data import draw_contexts
 
-    contexts = draw_contexts(task_data, spec.budget.n_samples, spec.seed)
+    contexts = draw_contexts(
+        task_data, spec.budget.n_samples, spec.seed, spec.simulator.label_prior
+    )
     chunks = chunk_indices(len(contexts), spec.budget.chunk_size)
     gen_log = store.GenerationLog(run_dir, chunks)
     missing = gen_log.missing_chunks()
-    need_heldout = spec.simulator.kind == "mop" and not (run_dir / HELDOUT).is_file()
+    need_heldout = spec.simulator.kind in ("mop", "template") and not (run_dir / HELDOUT).is_file()
     record: dict[str, Any] = {"chunks": len(chunks), "chunks_generated": len(missing)}
     if missing or need_heldout:
         log.info("%s: %d of %d chunks to generate", run_dir.name, len(missing), len(chunks))
@@ -247,6 +265,8 @@ def simulate_stage(
         bar = _progress(
             total=len(contexts) - len(gen_log.rows), desc="generating", enabled=options.progress
         )
+        if hasattr(sim, "resume"):  # a stateful simulator (ProGen) sees what is on disk
+            sim.resume(list(gen_log.rows.values()))
         for gens in sim.simulate(todo):
             gen_log.append_chunk(gens)
             bar.update(len(gens))

@@ -24,7 +24,7 @@ def runtime_identity(spec: RunSpec) -> dict[str, Any]:
     from mop_bench.lm.hf import default_threads
     from mop_bench.lm.loading import choose_dtype
 
-    in_process = spec.lm.backend == "transformers" and spec.simulator.kind == "mop"
+    in_process = spec.lm.backend == "transformers" and spec.simulator.kind in ("mop", "template")
     return {
         "lm_dtype": choose_dtype(spec.lm.dtype) if in_process else None,
         "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),

@@ -41,16 +41,40 @@ def load_simulator_file(path: Path) -> SimulatorSpec:
         raise ValueError(
             f"{path}: unknown key {bad!r}{suggest(bad, sorted(known))}; allowed: {', '.join(sorted(known))}"
         )
-    import typing
-
-    from mop_bench.spec import _coerce
-
-    hints = typing.get_type_hints(SimulatorSpec)
     try:
-        values = {k: _coerce(v, hints[k], f"{path}: {k}") for k, v in raw.items()}
+        values = _coerce_fields(SimulatorSpec, raw, str(path))
     except ValueError as exc:
         raise ValueError(str(exc)) from exc
     return _from_json(SimulatorSpec, values)
+
+
+def _coerce_fields(cls: type, raw: dict[str, Any], where: str) -> dict[str, Any]:
+    """`raw`'s values coerced to `cls`'s field types, nested spec sections included
+    (e.g. `picle: {steps: 8}`), with unknown keys named."""
+    import dataclasses
+    import typing
+
+    from mop_bench.registry import suggest
+    from mop_bench.spec import _coerce
+
+    hints = typing.get_type_hints(cls)
+    known = sorted(f.name for f in dataclasses.fields(cls))
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key not in hints:
+            raise ValueError(f"{where}: unknown key {key!r}{suggest(key, known)}")
+        tp = hints[key]
+        if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: {key} must be a mapping, got {value!r}")
+            out[key] = _coerce_fields(tp, value, f"{where}: {key}")
+        elif typing.get_origin(tp) is dict:
+            if not isinstance(value, dict):
+                raise ValueError(f"{where}: {key} must be a mapping, got {value!r}")
+            out[key] = value
+        else:
+            out[key] = _coerce(value, tp, f"{where}: {key}")
+    return out
 
 
 def _load_bundled(reg: Registry[SimulatorSpec]) -> None:
@@ -192,6 +216,10 @@ def build_simulator(inputs: SimulationInputs) -> Simulator:
     spec = inputs.spec.simulator
     if spec.kind == "real":
         return RealSimulator(inputs)
+    if spec.kind == "template":
+        from mop_bench.literature.simulator import TemplateSimulator
+
+        return TemplateSimulator(inputs)
     from mop_bench.mop import MoPSimulator
 
     return MoPSimulator(inputs)

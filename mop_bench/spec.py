@@ -126,13 +126,52 @@ class MetricSpec:
 
 
 @dataclass(frozen=True)
+class PicleSpec:
+    """PICLe's demonstration selection (Choi and Li, ICML 2024; ../shared/BASELINES.md
+    section 4; mop_bench/mop/picle.py): a LoRA (on q_proj and v_proj, peft's default for
+    Llama) fine-tuned on each label's pool texts ("the persona is the class
+    population"), then each pool text scored by log p_lora(x) - log p_base(x), the top
+    `exemplars_per_prompt` kept, the best shown last. The original trains 352 steps;
+    `steps` caps it so that the selection fits a 2-core CPU (yelp, 500 texts: about
+    3.5 minutes, two thirds of it scoring; docs/baselines.md says what the cap loses)."""
+
+    steps: int = 16
+    """Optimizer steps per label (the original: 352, the checkpoint at epoch 4 of a
+    linear decay over 880; a capped run follows that schedule's first `steps`)."""
+    batch_size: int = 8
+    """Texts per step (the original: the HF Trainer's default 8)."""
+    rank: int = 8
+    """LoRA rank r (original)."""
+    alpha: int = 32
+    """LoRA alpha (original)."""
+    lr: float = 2e-5
+    """Learning rate (original)."""
+    weight_decay: float = 0.01
+    """Weight decay (original)."""
+    max_tokens: int = 64
+    """Tokens of each pool text used in training and scoring (the first is not scored,
+    as in the original). Scoring every text twice is most of the cost: 64 tokens hold
+    it to about 2 minutes for 500 yelp texts on 2 cores (the original's statements are
+    one sentence; summed scores favour long texts, and at this cap most texts are
+    equally long)."""
+
+
+@dataclass(frozen=True)
 class SimulatorSpec:
-    """A simulator = switches over the one MoP implementation (or the `real` calibration)."""
+    """A simulator = switches over the one MoP implementation, a literature generator
+    (`template`), or the `real` calibration."""
 
     name: str
     description: str = ""
-    kind: Literal["mop", "real"] = "mop"
-    """`real` draws held-out real texts and needs no LM."""
+    kind: Literal["mop", "real", "template", "external"] = "mop"
+    """`real` draws held-out real texts and needs no LM. `template`: a generator from
+    the synthetic-data literature (ZeroGen, ProGen, AttrPrompt) whose prompts, sampling
+    and filters are the `template` settings (mop_bench/literature). `external`: texts
+    someone generated elsewhere, scored from a file (`run --generations`; mop_bench/external.py)."""
+    label_prior: Literal["population", "balanced"] = "population"
+    """Labels requested: `population` (the golden set's mix, the default) or `balanced`
+    (equal counts per label, as ZeroGen, ProGen and AttrPrompt generate). With
+    `balanced` the label mix differs from the population's on purpose; reports say so."""
     personas: PersonaSource = "synthesized"
     n_personas: int = 16
     exemplars: ExemplarMode = "gated"
@@ -157,6 +196,16 @@ class SimulatorSpec:
     candidate. At SmolLM2's size the likelihood does not prefer an exemplar of the
     requested label (REFERENCE.md section 8), so a gate trained by likelihood alone has
     no reason to match labels; this switch is justified by the samples' label fidelity."""
+    exemplar_selection: Literal["seeded", "picle"] = "seeded"
+    """How `fixed` exemplar sets are chosen: `seeded` (drawn with the seed) or `picle`
+    (PICLe's likelihood ratio under a LoRA fine-tuned on each match group's texts; the
+    `picle` baseline, mop_bench/mop/picle.py). `picle` needs `exemplars: fixed`."""
+    picle: PicleSpec = field(default_factory=PicleSpec)
+    """PICLe's fine-tuning and scoring settings (used with `exemplar_selection: picle`)."""
+    template: dict[str, Any] = field(default_factory=dict)
+    """`template` simulators only: the generator's recorded settings, validated as a
+    `mop_bench.literature.TemplateSettings` (prompts per task quoted from the authors'
+    code, sampling, filters, contexts, demonstrations)."""
 
 
 @dataclass(frozen=True)
@@ -267,6 +316,7 @@ class RunSpec:
         payload = self.to_json()
         for section, key in _NOT_OUTPUT:
             payload[section].pop(key, None)
+        _drop_new_defaults(payload)
         payload.pop("preset")
         payload["simulator"].pop("description")
         if extra:
@@ -293,6 +343,31 @@ class RunSpec:
 
 
 _NOT_OUTPUT = [("data", "data_dir"), ("data", "data_file")]
+
+#: Fields added after runs were published. At their default they leave a fingerprint
+#: as it was (the output is the same), so published runs keep their names; set to
+#: anything else they enter it like every other field.
+_NEW_AT_DEFAULT: dict[str, dict[str, Any]] = {
+    "simulator": {
+        "label_prior": "population",
+        "exemplar_selection": "seeded",
+        "picle": dataclasses.asdict(PicleSpec()),
+        "template": {},
+    },
+}
+
+
+def _drop_new_defaults(payload: dict[str, Any]) -> None:
+    # PICLe's settings shape the output only with `exemplar_selection: picle`; then they
+    # always enter the fingerprint (a changed default must not reuse an old run's name).
+    picle_used = payload["simulator"].get("exemplar_selection") == "picle"
+    for section, defaults in _NEW_AT_DEFAULT.items():
+        for key, default in defaults.items():
+            if section == "simulator" and key == "picle":
+                if not picle_used:
+                    payload[section].pop(key, None)
+            elif payload[section].get(key) == default:
+                payload[section].pop(key, None)
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:

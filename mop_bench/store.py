@@ -137,6 +137,20 @@ class GenerationLog:
             self._rewrite()
 
 
+def write_generations(run_dir: Path, generations: Sequence[Generation]) -> bool:
+    """Write `generations.jsonl` whole, in index order and in the log's own line format,
+    unless it already holds exactly these rows; returns whether it was written. For
+    generations that arrive complete (an external file), not for resumable runs."""
+    path = run_dir / GENERATIONS
+    canonical = "".join(
+        _generation_line(g) + "\n" for g in sorted(generations, key=lambda g: g.index)
+    )
+    if path.is_file() and path.read_text(encoding="utf-8") == canonical:
+        return False
+    _write_text(path, canonical)
+    return True
+
+
 def read_generations(run_dir: Path, n: int | None = None) -> list[Generation]:
     """The generations in index order. With `n`, the file must hold indices 0..n-1
     exactly once each (a deleted or duplicated line is an error, not a smaller or

@@ -95,6 +95,13 @@ RANGES: dict[str, Rule] = {
     "metrics.heldout_n": at_least(1),
     "metrics.heldout_samples": at_least(1),
     "metrics.heldout_block": at_least(1),
+    "simulator.picle.steps": at_least(1),
+    "simulator.picle.batch_size": at_least(1),
+    "simulator.picle.rank": at_least(1),
+    "simulator.picle.alpha": above(0),
+    "simulator.picle.lr": above(0),
+    "simulator.picle.weight_decay": at_least(0),
+    "simulator.picle.max_tokens": at_least(2),
 }
 
 
@@ -200,9 +207,56 @@ def prompt_errors(spec: Any) -> list[str]:
     return errors
 
 
+def template_errors(spec: Any) -> list[str]:
+    """A template simulator's settings, checked when the spec is built."""
+    sim = getattr(spec, "simulator", None)
+    if sim is None or sim.kind != "template":
+        return []
+    from mop_bench.literature.settings import TemplateSettings
+
+    try:
+        TemplateSettings.from_mapping(dict(sim.template), f"simulator {sim.name!r}")
+    except ValueError as exc:
+        return [str(exc)]
+    return []
+
+
+def simulator_errors(spec: Any) -> list[str]:
+    """One message per simulator switch that cannot work with the others: PICLe's
+    selection (`exemplar_selection: picle`) chooses the `fixed` exemplar sets of a MoP
+    simulator and fine-tunes a LoRA on the model in process."""
+    sim = getattr(spec, "simulator", None)
+    if getattr(sim, "exemplar_selection", "seeded") != "picle":
+        return []
+    errors = []
+    if sim.kind != "mop":
+        errors.append(
+            f"simulator.exemplar_selection: picle applies to MoP simulators (kind: mop), "
+            f"not kind: {sim.kind}"
+        )
+    elif sim.exemplars != "fixed":
+        errors.append(
+            "simulator.exemplar_selection: picle chooses the fixed exemplar sets; it needs "
+            f"exemplars: fixed, got exemplars: {sim.exemplars} (use exemplar_selection: "
+            "seeded, or exemplars: fixed as in baselines/picle.yaml)"
+        )
+    if spec.lm.backend != "transformers":
+        errors.append(
+            "simulator.exemplar_selection: picle fine-tunes a LoRA on the LM in process; it "
+            f"needs lm.backend (--backend) transformers, got {spec.lm.backend!r}"
+        )
+    return errors
+
+
 def validate_spec(spec: Any) -> None:
     """Raise one ValueError naming every out-of-range setting or unusable option of
     `spec`, before any data is read."""
-    errors = range_errors(spec) + option_errors(spec) + prompt_errors(spec)
+    errors = (
+        range_errors(spec)
+        + option_errors(spec)
+        + prompt_errors(spec)
+        + simulator_errors(spec)
+        + template_errors(spec)
+    )
     if errors:
         raise ValueError("invalid settings: " + "; ".join(errors))

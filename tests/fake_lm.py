@@ -85,6 +85,7 @@ class FakeLM:
         max_new_tokens: int,
         top_p: float = 1.0,
         stop: Sequence[str] = (),
+        min_new_tokens: int = 0,
     ) -> list[Completion]:
         texts = [prompt_text(p) for p in prompts]
         self.generate_calls.append(list(zip(texts, temperatures, seeds, strict=True)))

@@ -43,6 +43,14 @@ SIMS = {
         temperature="fixed",
     ),
     "mop-no-exemplars": SimulatorSpec(name="mop-no-exemplars", exemplars="none"),
+    # The normalised score's default floor (tests/test_report_tables.py).
+    "temperature-only": SimulatorSpec(
+        name="temperature-only",
+        personas="none",
+        exemplars="none",
+        gating="uniform",
+        temperature="one_fitted",
+    ),
 }
 
 
@@ -77,9 +85,9 @@ def make_run(
         task=task, simulator=SIMS[sim], budget=BudgetSpec(n_samples=n_samples), seed=seed
     )
     spec = RunSpec.from_json(
-        spec.to_json() | {"simulator": spec.simulator.__dict__ | {"n_personas": personas}}
+        spec.to_json() | {"simulator": spec.to_json()["simulator"] | {"n_personas": personas}}
     )
-    spec = RunSpec.from_json(spec.to_json() | {"data": spec.data.__dict__ | {"pool_size": pool}})
+    spec = RunSpec.from_json(spec.to_json() | {"data": spec.to_json()["data"] | {"pool_size": pool}})
     fp = spec.fingerprint()
     run = root / task / f"{sim}-{fp}"
     run.mkdir(parents=True)

@@ -13,7 +13,12 @@ import numpy as np
 
 from mop_bench.data._card import LABEL_NAME, TaskCard, clean_text, render_context
 from mop_bench.data._read import DataError, RawSplit, read_split, split_location
-from mop_bench.data._sample import rng_for, stratified_draw_with_cycles, stratified_sample
+from mop_bench.data._sample import (
+    balanced_draw_with_cycles,
+    rng_for,
+    stratified_draw_with_cycles,
+    stratified_sample,
+)
 from mop_bench.paths import data_dir as resolve_data_dir
 from mop_bench.spec import DataSpec
 from mop_bench.types import Context, Example
@@ -179,17 +184,22 @@ def data_hash(card: TaskCard, *sets: list[Example]) -> str:
     return h.hexdigest()[:12]
 
 
-def draw_contexts(task: TaskData, n: int, seed: int) -> list[Context]:
+def draw_contexts(
+    task: TaskData, n: int, seed: int, label_prior: str = "population"
+) -> list[Context]:
     """n contexts (index 0..n-1) drawn from the golden set's context distribution.
 
-    Label mix matches the golden set's; the list depends only on (task data, n, seed),
-    so every simulator in a comparison gets the same one."""
+    Label mix matches the golden set's (`population`) or is equal across labels
+    (`balanced`, each context still a golden example's); the list depends only on
+    (task data, n, seed, label_prior), so every simulator of a prior in a comparison
+    gets the same one."""
     if n < 1:
         raise ValueError(f"the number of contexts must be positive, got {n}")
     if not task.golden:
         raise ValueError(f"task {task.card.name!r}: the golden set is empty; cannot draw contexts")
     labels = [ex.label for ex in task.golden]
-    picks = stratified_draw_with_cycles(labels, n, rng_for(seed, "contexts"))
+    draw = balanced_draw_with_cycles if label_prior == "balanced" else stratified_draw_with_cycles
+    picks = draw(labels, n, rng_for(seed, "contexts"))
     return [
         Context(index=i, text=task.golden[j].context, label=task.golden[j].label,
                 fields=dict(task.golden[j].fields))

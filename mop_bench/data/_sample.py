@@ -68,10 +68,25 @@ def stratified_draw_with_cycles(
     """n row indices in random order whose label mix matches `labels` as closely as an
     integer count allows. Within a label, rows are drawn without replacement and the
     permutation restarts only when every row of that label has been used."""
+    return _draw(labels, n, rng, balanced=False)
+
+
+def balanced_draw_with_cycles(
+    labels: Sequence[int | None], n: int, rng: np.random.Generator
+) -> list[int]:
+    """As `stratified_draw_with_cycles`, but with (as nearly as n allows) equal counts
+    per label: the `balanced` label prior of ZeroGen, ProGen and AttrPrompt."""
+    return _draw(labels, n, rng, balanced=True)
+
+
+def _draw(
+    labels: Sequence[int | None], n: int, rng: np.random.Generator, *, balanced: bool
+) -> list[int]:
     if not labels:
         raise ValueError("cannot draw contexts from an empty set")
     groups = _groups(labels)
-    quotas = allocate([len(rows) for rows in groups.values()], n)
+    sizes = [1 if balanced else len(rows) for rows in groups.values()]
+    quotas = allocate(sizes, n)
     out: list[int] = []
     for rows, q in zip(groups.values(), quotas, strict=True):
         while q > 0:

@@ -100,10 +100,12 @@ class LanguageModel(Protocol):
         max_new_tokens: int,
         top_p: float = 1.0,
         stop: Sequence[str] = (),
+        min_new_tokens: int = 0,
     ) -> list[Completion]:
         """`stop`: strings that end a text (excluded from it). A backend may stop early
         at one or just generate on; callers cut with `mop_bench.mop.prompts.cut_at_stop`
-        either way, so the text is the same."""
+        either way, so the text is the same. `min_new_tokens`: EOS is not allowed
+        before this many tokens (ZeroGen's fixed-length samples)."""
         ...
 
     def score(

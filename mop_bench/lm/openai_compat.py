@@ -202,9 +202,9 @@ class OpenAICompatLM:
         return "chat/completions", body
 
     def _generate_one(
-        self, args: tuple[Prompt, float, int, int, float, tuple[str, ...]]
+        self, args: tuple[Prompt, float, int, int, float, tuple[str, ...], int]
     ) -> Completion:
-        prompt, temperature, seed, max_new_tokens, top_p, stop = args
+        prompt, temperature, seed, max_new_tokens, top_p, stop, min_tokens = args
         route, body = self.generation_request(
             prompt,
             temperature=temperature,
@@ -213,6 +213,8 @@ class OpenAICompatLM:
             top_p=top_p,
             stop=stop,
         )
+        if min_tokens:
+            body["min_tokens"] = min_tokens
         answer = self.http.request(route, body)
         choice = first_choice(answer, route)
         if route == "completions":
@@ -236,8 +238,10 @@ class OpenAICompatLM:
         max_new_tokens: int,
         top_p: float = 1.0,
         stop: Sequence[str] = (),
+        min_new_tokens: int = 0,
     ) -> list[Completion]:
-        """One request per prompt. n_tokens is the server's `usage.completion_tokens`
+        """One request per prompt. `min_new_tokens` goes out as `min_tokens`, a vLLM
+        extension of the OpenAI API (other servers may ignore it: texts can end early). n_tokens is the server's `usage.completion_tokens`
         (-1 where the server does not report usage). `stop` goes to the server, which
         ends the text there (and leaves the stop out)."""
         if len(temperatures) != len(prompts) or len(seeds) != len(prompts):
@@ -250,7 +254,7 @@ class OpenAICompatLM:
             raise ValueError(f"generate: max_new_tokens must be >= 1, got {max_new_tokens}")
         start = time.perf_counter()
         jobs = [
-            (p, float(t), int(s), int(max_new_tokens), float(top_p), tuple(stop))
+            (p, float(t), int(s), int(max_new_tokens), float(top_p), tuple(stop), int(min_new_tokens))
             for p, t, s in zip(prompts, temperatures, seeds, strict=True)
         ]
         out = self._map(self._generate_one, jobs, "generate")

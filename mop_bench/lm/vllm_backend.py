@@ -72,6 +72,7 @@ class VLLMLM:
         max_new_tokens: int,
         top_p: float = 1.0,
         stop: Sequence[str] = (),
+        min_new_tokens: int = 0,
     ) -> list[Completion]:
         if len(temperatures) != len(prompts) or len(seeds) != len(prompts):
             raise ValueError(
@@ -85,6 +86,7 @@ class VLLMLM:
                 max_tokens=max_new_tokens,
                 seed=int(s),
                 stop=list(stop) or None,
+                min_tokens=int(min_new_tokens),
             )
             for t, s in zip(temperatures, seeds, strict=False)
         ]

@@ -88,7 +88,7 @@ def load_gates(path: Path) -> dict[str, Any]:
             "--overwrite) or point --gates-from at a finished MoP run"
         ) from exc
     if not isinstance(ckpt, dict):
-        raise ValueError(f"{path}: not a gates checkpoint (holds a {type(ckpt).__name__})")
+        raise ValueError(f"{path}: not a gates checkpoint (it holds {type(ckpt).__name__!r} data)")
     return ckpt
 
 

@@ -135,7 +135,7 @@ def match_key(row: Any, fields: Sequence[str]) -> tuple[Any, ...]:
     )
 
 
-def _groups(pool: Sequence[Example], match: Sequence[str]) -> list[list[int]]:
+def match_groups(pool: Sequence[Example], match: Sequence[str]) -> list[list[int]]:
     """Pool positions by match key (one group without matching), in a stable order."""
     groups: dict[str, list[int]] = {}
     for i, ex in enumerate(pool):
@@ -160,7 +160,7 @@ def make_slots(
             raise ValueError("gated exemplars need a pool of at least 2 examples")
         if per_prompt == 1:
             return [(ex,) for ex in pool]
-        group_of = {i: g for g in _groups(pool, match) for i in g}
+        group_of = {i: g for g in match_groups(pool, match) for i in g}
         rng = np.random.default_rng([seed, 6])
         slots = []
         for i, anchor in enumerate(pool):
@@ -174,7 +174,7 @@ def make_slots(
             picks = np.random.default_rng([seed, 5]).choice(len(pool), per_prompt, replace=False)
             return [tuple(pool[i] for i in sorted(picks.tolist()))]
         slots = []
-        for g, members in enumerate(_groups(pool, match)):
+        for g, members in enumerate(match_groups(pool, match)):
             take = min(per_prompt, len(members))
             picks = np.random.default_rng([seed, 5, g]).choice(len(members), take, replace=False)
             slots.append(tuple(pool[members[p]] for p in sorted(picks.tolist())))

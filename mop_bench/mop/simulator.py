@@ -51,6 +51,7 @@ class MoPSimulator:
         self._fitted: Any = None
         self._model: Any = None
         self._record: dict[str, Any] | None = None
+        self._picle_record: dict[str, Any] | None = None
 
     @property
     def lm(self) -> Any:
@@ -123,20 +124,59 @@ class MoPSimulator:
 
     def _mixture(self, personas: list[Persona], pool: list[Example]) -> Mixture:
         run = self.inputs.spec
-        return Mixture(
-            personas=[p.text for p in personas],
-            exemplar_slots=make_slots(
+        if self.spec.exemplars == "fixed" and self.spec.exemplar_selection == "picle":
+            slots = self._picle_slots(pool)
+        else:
+            slots = make_slots(
                 self.spec.exemplars,
                 pool,
                 self.spec.exemplars_per_prompt,
                 run.seed,
                 tuple(self.spec.exemplar_match),
-            ),
+            )
+        return Mixture(
+            personas=[p.text for p in personas],
+            exemplar_slots=slots,
             exemplar_mode=self.spec.exemplars,
             card=self.card_prompt,
             prompt=self.prompt,
             exemplar_match=tuple(self.spec.exemplar_match),
         )
+
+    def _picle_slots(self, pool: list[Example]) -> list[tuple[Example, ...]]:
+        """The fixed sets chosen by PICLe (mop_bench/mop/picle.py), one per match group,
+        cached under the artifacts directory; the selection's record is kept for the
+        fit record (`record["picle"]`)."""
+        from mop_bench.lm.loading import choose_dtype
+        from mop_bench.mop.picle import select_picle
+
+        run = self.inputs.spec
+        slots, self._picle_record = select_picle(
+            pool,
+            per_prompt=self.spec.exemplars_per_prompt,
+            seed=run.seed,
+            match=tuple(self.spec.exemplar_match),
+            spec=self.spec.picle,
+            exemplar_words=self.prompt.exemplar_words,
+            cut_marker=self.prompt.cut_marker,
+            lm={"model": run.lm.model, "dtype": choose_dtype(run.lm.dtype)},
+            load_model=self._picle_model,
+            cache_dir=self.artifacts_dir,
+        )
+        return slots
+
+    def _picle_model(self) -> tuple[Any, Any]:
+        """(the run's in-process transformers model, its tokenizer): PICLe trains its LoRA
+        on a float32 copy of that model, so another backend cannot serve it."""
+        lm = self.lm
+        model, tokenizer = getattr(lm, "model", None), getattr(lm, "tokenizer", None)
+        if tokenizer is None or not hasattr(model, "named_parameters"):
+            raise ValueError(
+                "exemplar_selection: picle fine-tunes a LoRA on the LM in process: it needs "
+                f"lm.backend=transformers (got {self.inputs.spec.lm.backend!r}, "
+                f"a {type(lm).__name__})"
+            )
+        return model, tokenizer
 
     def _features(self, mixture: Mixture) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Encoder features of personas and gated exemplars; with uniform gates, zero
@@ -318,6 +358,7 @@ class MoPSimulator:
                 if mixture.exemplar_mode == "fixed"
                 else []
             ),
+            **({"picle": self._picle_record} if self._picle_record is not None else {}),
         }
 
     def _reuse(self, pool: list[Example], settings: dict[str, Any]) -> dict[str, Any] | None:

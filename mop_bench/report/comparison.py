@@ -16,6 +16,14 @@ from mop_bench.report.export import (
     write_tables,
 )
 from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, resolve_run_paths
+from mop_bench.report.normalised import (
+    DEFAULT_FLOOR,
+    NORM_COLUMNS,
+    needs_draws,
+    norm_markdown,
+    norm_view,
+    normalise,
+)
 from mop_bench.report.paired import CACHE_DIR, analyse, apply_ranks
 from mop_bench.report.paired_view import (
     PAIRED_COLUMNS,
@@ -53,13 +61,15 @@ def render_comparison(
     ablation: bool | None = None,
     render_runs: bool = True,
     bootstrap: BootstrapSettings | None = None,
+    floor: str | None = None,
 ) -> Path:
     """Write comparison.html (ablation.html for an ablation) into `comp_dir`.
 
     `ablation=None` follows comparison.json's "ablation" flag. Each listed run's own
     report is rendered too (unless `render_runs` is False), so the page's links work.
     `bootstrap` sets the paired tests' draws and seed (their draws are cached in
-    `comp_dir/paired_cache/`).
+    `comp_dir/paired_cache/`). `floor` names the simulator scored 0 by the normalised
+    score (None: comparison.json's "floor", else `temperature-only`).
     """
     comp_dir = Path(comp_dir)
     meta_path = comp_dir / "comparison.json"
@@ -81,15 +91,21 @@ def render_comparison(
     if not kept:
         raise ValueError(f"{meta_path}: none of the listed runs has metrics.json")
     group = summarise(kept[0].comparable_key, kept)
-    paired = analyse(group, comp_dir / CACHE_DIR, bootstrap)
+    floor = floor or str(meta.get("floor") or DEFAULT_FLOOR)
+    paired = analyse(group, comp_dir / CACHE_DIR, bootstrap, also=needs_draws(group, floor))
     apply_ranks(group, paired)
+    norm = normalise(group, paired, floor)
     task = str(meta.get("task") or kept[0].task)
     page = comp_dir / ("ablation.html" if ablation else "comparison.html")
     view = group_view(group, comp_dir)
-    records = [{"table": "simulators"} | r for r in group_records(task, 1, group)]
+    order = [row["sim"] for row in view["rows"]]
+    records = [{"table": "simulators"} | r for r in group_records(task, 1, group, norm)]
     records += paired_records(task, 1, group_key_id(group), group, paired)
-    write_tables(records, comp_dir / SUMMARY, ["table", *COLUMNS, *PAIRED_COLUMNS])
-    markdown = markdown_table(group, [row["sim"] for row in view["rows"]], TIE_RULE)
+    # New columns go last: readers of the earlier summary.csv keep their positions.
+    columns = ["table", *COLUMNS, *PAIRED_COLUMNS, *NORM_COLUMNS]
+    write_tables(records, comp_dir / SUMMARY, columns)
+    markdown = markdown_table(group, order, TIE_RULE)
+    markdown += "\n" + norm_markdown(norm, order)
     if paired.metrics:
         markdown += "\n" + paired_markdown(paired, group)
     (comp_dir / SUMMARY).with_suffix(".md").write_text(markdown, encoding="utf-8")
@@ -104,6 +120,7 @@ def render_comparison(
         "budget": key_rows(meta.get("budget") or {}),
         "key": key_rows(group.key),
         "group": view,
+        "norm": norm_view(norm, order),
         "cost": cost_view(group),
         "summary": SUMMARY,
         "excluded": [
@@ -129,10 +146,16 @@ def render_comparison(
 
 
 def render_ablation(
-    comp_dir: Path, *, render_runs: bool = True, bootstrap: BootstrapSettings | None = None
+    comp_dir: Path,
+    *,
+    render_runs: bool = True,
+    bootstrap: BootstrapSettings | None = None,
+    floor: str | None = None,
 ) -> Path:
     """MoP and its ablations as one table beside the paper's Table 4 (writes ablation.html)."""
-    return render_comparison(comp_dir, ablation=True, render_runs=render_runs, bootstrap=bootstrap)
+    return render_comparison(
+        comp_dir, ablation=True, render_runs=render_runs, bootstrap=bootstrap, floor=floor
+    )
 
 
 def ours_vs_paper(group: Group, task: str) -> dict[str, Any]:

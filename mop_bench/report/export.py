@@ -13,6 +13,7 @@ from typing import Any
 
 from mop_bench.report.aggregate import COST_FIELDS, Group, metric_label
 from mop_bench.report.load import key_id
+from mop_bench.report.normalised import Normalised, norm_fields
 from mop_bench.report.render import fmt_interval, fmt_num
 from mop_bench.safe_csv import write_csv
 
@@ -37,8 +38,13 @@ COLUMNS = [
 ]
 
 
-def group_records(task: str, n: int, group: Group) -> list[dict[str, Any]]:
-    """One record per simulator x metric; cost columns are the simulator's mean per seed."""
+def group_records(
+    task: str, n: int, group: Group, norm: Normalised | None = None
+) -> list[dict[str, Any]]:
+    """One record per simulator x metric; cost columns are the simulator's mean per seed.
+
+    With `norm`, each record also carries the normalised score (NORM_COLUMNS: callers
+    append them after their existing columns)."""
     kid = group_key_id(group)
     out = []
     for sim in group.sims:
@@ -65,6 +71,7 @@ def group_records(task: str, n: int, group: Group) -> list[dict[str, Any]]:
                     "rank": c.rank,
                     "missing_runs": c.missing,
                     **{k: cost[k][0] if k in cost else None for k in COST_FIELDS},
+                    **(norm_fields(norm, sim, m) if norm is not None else {}),
                 }
             )
     return out

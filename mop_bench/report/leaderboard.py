@@ -16,8 +16,15 @@ from pathlib import Path
 from mop_bench.report.aggregate import dedupe, summarise
 from mop_bench.report.board_groups import board_groups
 from mop_bench.report.bootstrap import BootstrapSettings
-from mop_bench.report.export import group_records, write_tables
+from mop_bench.report.export import COLUMNS, group_records, write_tables
 from mop_bench.report.load import REPORT, RunData, find_run_dirs, load_run
+from mop_bench.report.normalised import (
+    DEFAULT_FLOOR,
+    NORM_COLUMNS,
+    needs_draws,
+    norm_view,
+    normalise,
+)
 from mop_bench.report.paired import CACHE_DIR, analyse, apply_ranks
 from mop_bench.report.render import relative_link, render_page
 from mop_bench.report.stats import TIE_RULE
@@ -38,8 +45,12 @@ def build_leaderboard(
     *,
     render_runs: bool = True,
     bootstrap: BootstrapSettings | None = None,
+    floor: str = DEFAULT_FLOOR,
 ) -> Path:
     """Write leaderboard.html, .csv and .json into `out_dir` (default: `results_dir`).
+
+    Each group's normalised score maps `floor` to 0 and the `real` row to 100 (a group
+    without either says so and has none).
 
     Refuses (ValueError, nothing written) when `results_dir` holds no scored run: an
     empty board would replace a good one, as running it on a published copy of the
@@ -85,9 +96,17 @@ def build_leaderboard(
         views = []
         for n, board in enumerate(board_groups(tasks[task]), start=1):
             group = summarise(board.key, list(board.runs))
-            paired = analyse(group, out_dir / CACHE_DIR, bootstrap, read_also=read_also)
+            paired = analyse(
+                group,
+                out_dir / CACHE_DIR,
+                bootstrap,
+                read_also=read_also,
+                also=needs_draws(group, floor),
+            )
             apply_ranks(group, paired)
-            records.extend(group_records(task, n, group))
+            norm = normalise(group, paired, floor)
+            records.extend(group_records(task, n, group, norm))
+            view = group_view(group, out_dir, plots=False)
             views.append(
                 {
                     "n": n,
@@ -95,13 +114,14 @@ def build_leaderboard(
                     "n_runs": len(board.runs),
                     "seeds": ", ".join(map(str, board.seeds)),
                     "key": key_rows(board.key),
-                    "view": group_view(group, out_dir, plots=False),
+                    "view": view,
+                    "norm": norm_view(norm, [row["sim"] for row in view["rows"]]),
                 }
             )
         sections.append(
             {"task": task, "groups": views, "reference": reference_view(task, highlight="MoP")}
         )
-    write_tables(records, out_dir / STEM)
+    write_tables(records, out_dir / STEM, [*COLUMNS, *NORM_COLUMNS])
     return render_page(
         out,
         "leaderboard.html.j2",

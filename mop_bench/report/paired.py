@@ -19,7 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +74,11 @@ class PairedAnalysis:
     seconds: dict[str, float]
     """Seconds spent computing draws in this call, per metric (empty when all came
     from the cache)."""
+    draws: dict[tuple[str, int], dict[str, np.ndarray]] = field(default_factory=dict)
+    """Each (simulator, seed)'s draws per metric: the paired simulators' and those of
+    `analyse(also=...)` (kept for the normalised score, report/normalised.py)."""
+    sizes: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """(synthetic, golden) row counts per seed: what `bootstrap.resample_indices` drew."""
 
 
 # ----------------------------------------------------------------------------- draws
@@ -235,20 +240,25 @@ def analyse(
     settings: bs.BootstrapSettings | None = None,
     *,
     read_also: tuple[Path, ...] = (),
+    also: tuple[str, ...] = (),
 ) -> PairedAnalysis:
     """Paired tests for every pair of non-calibration simulators in `group`.
 
     A run's draws depend only on the run and `settings`, so entries cached by another
     page (`read_also`: e.g. the comparisons' caches, for the leaderboard) are reused
-    as they are, and the tests come out identical to that page's."""
+    as they are, and the tests come out identical to that page's. Simulators named in
+    `also` (the calibration row, for the normalised score) get draws from the same
+    resamples, checked against the same golden set, but are never paired or ranked.
+    """
     settings = settings or bs.BootstrapSettings()
     sims = [s for s in sorted(group.sims) if s not in group.calibration]
+    extra = [s for s in also if s in group.sims and s not in sims]
     # One simulator (beside the calibration row) has nothing to be paired with.
     metrics = [m for m in bs.PAIRED_METRICS if m in group.metrics] if len(sims) > 1 else []
     if not metrics:
         return PairedAnalysis(settings, [], {}, [], [], [], {})
     by_seed: dict[int, list[RunInputs]] = {}
-    for sim in sims:
+    for sim in sims + extra:
         seen: set[int] = set()
         for run in group.runs_of(sim):
             if run.seed not in seen:  # one run per simulator and seed
@@ -267,6 +277,14 @@ def analyse(
             cache,
             ", ".join(f"{m} {t:.1f} s" for m, t in seconds.items()),
         )
+    sizes = {
+        seed: (len(i.synth), len(i.real))
+        for seed, ins in by_seed.items()
+        for i in ins
+        if i.synth is not None and i.real is not None
+    }
+    # Only the paired simulators' runs: the power line describes their design.
+    by_seed = {seed: [i for i in ins if i.run.sim in sims] for seed, ins in by_seed.items()}
     index = {(i.run.sim, s): i for s, ins in by_seed.items() for i in ins}
     pairs: dict[str, list[PairResult]] = {}
     for m in metrics:
@@ -290,6 +308,8 @@ def analyse(
         n_real=sorted({len(i.real) for i in emb if i.real is not None}),
         seeds=sorted(by_seed),
         seconds=seconds,
+        draws=draws,
+        sizes=sizes,
     )
 
 
