@@ -12,7 +12,9 @@ PRESET=${MOP_BENCH_REPORT_PRESET:-smoke}
 # .ci/run under an hour here; MOP_BENCH_REPORT_SEEDS=0,1 for replicates.
 SEEDS=${MOP_BENCH_REPORT_SEEDS:-0}
 TASKS=${MOP_BENCH_REPORT_TASKS:-ag_news yelp imdb}
-SIMS=real,mop,fixed-few-shot,temperature-only,persona-only
+# MoP, its special cases, and the paper's four literature baselines (docs/baselines.md);
+# temperature-only is the normalised score's zero-shot floor.
+SIMS=${MOP_BENCH_REPORT_SIMS:-real,mop,fixed-few-shot,temperature-only,persona-only,zerogen,progen,attrprompt,picle}
 RESULTS=build/report-results
 rm -rf "$RESULTS"
 for task in $TASKS; do

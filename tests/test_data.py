@@ -346,6 +346,12 @@ def test_real_yelp_keeps_its_label_mix(monkeypatch: pytest.MonkeyPatch) -> None:
     contexts = draw_contexts(data, 300, seed=0)
     assert abs(_label_share(contexts) - _label_share(data.golden)) < 0.004
     assert "category" in contexts[0].text and "out of 5 stars" in contexts[0].text
+    # the literature baselines' balanced prior: equal labels, each a golden context
+    balanced = draw_contexts(data, 300, seed=0, label_prior="balanced")
+    assert _label_share(balanced) == 0.5
+    golden = {(e.context, e.label) for e in data.golden}
+    assert all((c.text, c.label) in golden for c in balanced)
+    assert balanced == draw_contexts(data, 300, seed=0, label_prior="balanced")
 
 
 @needs_mirrors
