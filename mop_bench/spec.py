@@ -196,6 +196,13 @@ class SimulatorSpec:
     candidate. At SmolLM2's size the likelihood does not prefer an exemplar of the
     requested label (REFERENCE.md section 8), so a gate trained by likelihood alone has
     no reason to match labels; this switch is justified by the samples' label fidelity."""
+    persona_label_match: bool = False
+    """Restrict the persona gate to personas whose cluster's majority label is the
+    requested label (fit, generation and held-out likelihood alike), so that a 5-star
+    request cannot draw "a disappointed customer". Personas without a cluster label
+    (random ones) serve every request; a request that no persona matches may use any.
+    Off by default: with personas hidden from the prompt (`prompt.persona_placement:
+    none`) a persona only carries a temperature and a share of the exemplar gate."""
     exemplar_selection: Literal["seeded", "picle"] = "seeded"
     """How `fixed` exemplar sets are chosen: `seeded` (drawn with the seed) or `picle`
     (PICLe's likelihood ratio under a LoRA fine-tuned on each match group's texts; the
@@ -350,11 +357,23 @@ _NOT_OUTPUT = [("data", "data_dir"), ("data", "data_file")]
 _NEW_AT_DEFAULT: dict[str, dict[str, Any]] = {
     "simulator": {
         "label_prior": "population",
+        "persona_label_match": False,
         "exemplar_selection": "seeded",
         "picle": dataclasses.asdict(PicleSpec()),
         "template": {},
     },
 }
+
+
+def simulator_identity(sim: dict[str, Any]) -> dict[str, Any]:
+    """A simulator spec (as JSON) without the fields added after runs were published
+    while they are at their defaults: what fit settings and fingerprints record, so
+    that a new option leaves every earlier run's artifacts reusable."""
+    payload = {"simulator": dict(sim)}
+    for section in _NEW_AT_DEFAULT:
+        payload.setdefault(section, {})
+    _drop_new_defaults(payload)
+    return payload["simulator"]
 
 
 def _drop_new_defaults(payload: dict[str, Any]) -> None:

@@ -62,9 +62,12 @@ def make_blocks(
     if size < 1:
         raise ValueError(f"block size must be >= 1, got {size}")
     k, j = mixture.n_persona_slots, mixture.n_exemplar_slots
+    persona_ok = mixture.persona_allowed(rows)
     groups: dict[Any, list[int]] = {}
     for i, row in enumerate(rows):
         key = match_key(row, mixture.exemplar_match) if allowed is not None else ()
+        if persona_ok is not None:  # a block shares its candidates: one label per block
+            key = (key, getattr(row, "label", None))
         groups.setdefault(repr(key), []).append(i)
     blocks = []
     for key in sorted(groups):
@@ -72,7 +75,10 @@ def make_blocks(
         for start in range(0, len(members), size):
             chunk = sorted(members[start : start + size])
             ex_ok = np.ones(j, dtype=bool) if allowed is None else allowed[chunk].any(axis=0)
-            blocks.append(Block(rows=chunk, allowed=np.broadcast_to(ex_ok, (k, j)).copy()))
+            ok = np.broadcast_to(ex_ok, (k, j)).copy()
+            if persona_ok is not None:
+                ok &= persona_ok[chunk].any(axis=0)[:, None]
+            blocks.append(Block(rows=chunk, allowed=ok))
     return blocks
 
 

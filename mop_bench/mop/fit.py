@@ -53,10 +53,13 @@ class Features:
     e: torch.Tensor | None
     allowed: torch.Tensor | None
     """(N, J) exemplar mask per training row (`Mixture.allowed`)."""
+    persona_allowed: torch.Tensor | None = None
+    """(N, K) persona mask per training row (`Mixture.persona_allowed`)."""
 
-    def rows(self, idx: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def rows(self, idx: Sequence[int]) -> tuple[torch.Tensor, Any, Any]:
         sel = torch.tensor(list(idx), dtype=torch.long)
-        return self.x[sel], None if self.allowed is None else self.allowed[sel]
+        pick = lambda t: None if t is None else t[sel]  # noqa: E731
+        return self.x[sel], pick(self.allowed), pick(self.persona_allowed)
 
 
 @dataclass
@@ -78,8 +81,8 @@ class BlockTensors:
 
 
 def gate_log_weights(gates: MixtureGates, feats: Features, rows: Sequence[int]) -> torch.Tensor:
-    x, allowed = feats.rows(rows)
-    return gates.log_gates(x, feats.g, feats.e, allowed)
+    x, allowed, persona_allowed = feats.rows(rows)
+    return gates.log_gates(x, feats.g, feats.e, allowed, persona_allowed)
 
 
 def _tensors(block: Block, triples: list, cache: ScoreCache) -> BlockTensors | None:
@@ -191,11 +194,13 @@ def _fit(
     t0 = time.perf_counter()
     record: dict[str, Any] = {"trained": True, "n_train": len(train)}
     allowed_np = mixture.allowed(train)
+    persona_np = mixture.persona_allowed(train)
     feats = Features(
         x=torch.from_numpy(np.asarray(x_feat, dtype=np.float32)),
         g=torch.from_numpy(g_feat) if g_feat is not None else None,
         e=torch.from_numpy(e_feat) if e_feat is not None else None,
         allowed=None if allowed_np is None else torch.from_numpy(allowed_np),
+        persona_allowed=None if persona_np is None else torch.from_numpy(persona_np),
     )
     blocks = make_blocks(
         train, mixture, allowed_np, fit.train_batch_size, np.random.default_rng([seed, 13])

@@ -59,6 +59,7 @@ class FittedModel:
                 as_t(self.g_feat),
                 as_t(self.e_feat),
                 as_t(allowed),
+                as_t(self.mixture.persona_allowed(rows)),
             ).numpy()
 
     def diagnostics(

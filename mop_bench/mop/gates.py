@@ -138,16 +138,19 @@ class MixtureGates(nn.Module):
         g: torch.Tensor | None,
         e: torch.Tensor | None,
         allowed: torch.Tensor | None = None,
+        persona_allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """(B, K, J) log of pi_k(x) * Omega_kj(x), float64 (-inf where not allowed).
 
         x: (B, d) context features; g: (K, d) persona features or None; e: (J, d)
         exemplar features or None (one slot); allowed: (B, J) bool, False where an
-        exemplar must not be used for that row (its own text, another label). Computed on
+        exemplar must not be used for that row (its own text, another label);
+        persona_allowed: (B, K) bool, False where a persona may not serve the row
+        (`persona_label_match`): pi is renormalised over the allowed ones. Computed on
         one thread: a (B, K, J) softmax is large enough for torch to split its sums
         across threads, and the last bits then depend on the thread count."""
         with using_threads(1):
-            return self._log_gates(x, g, e, allowed)
+            return self._log_gates(x, g, e, allowed, persona_allowed)
 
     def _log_gates(
         self,
@@ -155,15 +158,20 @@ class MixtureGates(nn.Module):
         g: torch.Tensor | None,
         e: torch.Tensor | None,
         allowed: torch.Tensor | None,
+        persona_allowed: torch.Tensor | None = None,
     ) -> torch.Tensor:
         b = x.shape[0]
         k = self.config["n_personas"]
         s_pi, s_omega = self.scales()
         xt = self._proj(x, self.w_x)
         gt = self._proj(g, self.w_g) if g is not None else None
-        if self.config["persona_gate"] and gt is not None and k > 1:
+        gated = self.config["persona_gate"] and gt is not None and k > 1
+        if persona_allowed is not None:
+            pi_logits = s_pi * (xt @ gt.T) if gated else torch.zeros((b, k), dtype=torch.float64)
+            log_pi = torch.log_softmax(pi_logits.masked_fill(~persona_allowed, float("-inf")), -1)
+        elif gated:
             log_pi = torch.log_softmax(s_pi * (xt @ gt.T), dim=-1)
-        else:
+        else:  # kept apart from the masked branch: the same bits as before the option
             log_pi = torch.full((b, k), -math.log(k), dtype=torch.float64)
         if e is None:
             log_omega = torch.zeros((b, k, 1), dtype=torch.float64)

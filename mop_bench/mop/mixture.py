@@ -10,7 +10,7 @@ shown last, nearest the request) and L-1 others of its match group drawn with th
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,10 @@ class Mixture:
     prompt: PromptSpec
     exemplar_match: tuple[str, ...] = ()
     """Context fields a gated exemplar must share with the request (SimulatorSpec)."""
+    persona_labels: list[int | None] = field(default_factory=list)
+    """Each persona's cluster majority label (None: no cluster label)."""
+    persona_match: bool = False
+    """`persona_label_match`: a persona serves only requests of its label."""
 
     @property
     def n_persona_slots(self) -> int:
@@ -100,6 +104,22 @@ class Mixture:
             out[r] &= ~own
             if not out[r].any():
                 out[r] = ~own
+        return out
+
+    def persona_allowed(self, rows: Sequence[Any]) -> np.ndarray | None:
+        """(B, K) True where persona k may serve row b (`persona_label_match`): its
+        cluster label is the row's, or it has none; a row no persona matches may use
+        any. None without the option (or without personas)."""
+        if not self.persona_match or not self.personas:
+            return None
+        labels = self.persona_labels or [None] * len(self.personas)
+        out = np.ones((len(rows), len(self.personas)), dtype=bool)
+        for r, row in enumerate(rows):
+            want = getattr(row, "label", None)
+            if want is None:
+                continue
+            ok = np.array([lab is None or lab == want for lab in labels], dtype=bool)
+            out[r] = ok if ok.any() else True
         return out
 
     def match_fallbacks(self, rows: Sequence[Any]) -> int:

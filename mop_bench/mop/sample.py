@@ -95,12 +95,17 @@ class FittedMixture:
     def needs_context_features(self) -> bool:
         return self.persona_gate or self.exemplar_gate
 
-    def persona_probs(self, h: np.ndarray | None) -> np.ndarray:
+    def persona_probs(self, h: np.ndarray | None, allowed: np.ndarray | None = None) -> np.ndarray:
+        """pi(x); `allowed` (K,) renormalises it over the personas that may serve the
+        request (`Mixture.persona_allowed`)."""
         k = self.mixture.n_persona_slots
         if not self.persona_gate or h is None or self.g_unit is None:
-            return np.full(k, 1.0 / k)
+            if allowed is None:
+                return np.full(k, 1.0 / k)
+            return allowed / allowed.sum()
         x = unit_rows((self.w_x @ h)[None], self.cosine)[0]
-        return _softmax(self.s_pi * (self.g_unit @ x))
+        logits = self.s_pi * (self.g_unit @ x)
+        return _softmax(logits if allowed is None else np.where(allowed, logits, -np.inf))
 
     def exemplar_probs(
         self, h: np.ndarray | None, k: int, allowed: np.ndarray | None
@@ -135,12 +140,13 @@ def generate_chunk(
         feats = np.asarray(encode([c.text for c in chunk]), dtype=np.float64)
     mix = fitted.mixture
     allowed = mix.allowed(chunk)
+    persona_ok = mix.persona_allowed(chunk)
     prompts, temps, seeds, details = [], [], [], []
     for r, ctx in enumerate(chunk):
         seed = sample_seed(run_seed, ctx.index)
         rng = np.random.default_rng(seed)
         h = feats[r] if feats is not None else None
-        pi = fitted.persona_probs(h)
+        pi = fitted.persona_probs(h, None if persona_ok is None else persona_ok[r])
         k = int(rng.choice(len(pi), p=pi)) if len(pi) > 1 else 0
         omega = fitted.exemplar_probs(h, k, None if allowed is None else allowed[r])
         j = int(rng.choice(len(omega), p=omega)) if len(omega) > 1 else 0

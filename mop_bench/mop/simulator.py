@@ -22,6 +22,7 @@ from mop_bench.mop.mixture import Mixture, check_uids, make_slots
 from mop_bench.mop.personas import Persona, PersonaSettings, build_personas
 from mop_bench.mop.prompts import CardPrompt
 from mop_bench.simulators import SimulationInputs
+from mop_bench.spec import simulator_identity
 from mop_bench.types import Context, Example, Generation
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,7 @@ class MoPSimulator:
     def settings(self, pool: Sequence[Example]) -> dict[str, Any]:
         """Everything the fit depends on (compared to reuse saved artifacts)."""
         run = self.inputs.spec
-        sim = dataclasses.asdict(self.spec)
+        sim = simulator_identity(dataclasses.asdict(self.spec))
         for key in ("name", "description"):
             sim.pop(key)
         pool_digest = art.digest([[ex.uid, ex.context, ex.text] for ex in pool])
@@ -141,7 +142,19 @@ class MoPSimulator:
             card=self.card_prompt,
             prompt=self.prompt,
             exemplar_match=tuple(self.spec.exemplar_match),
+            persona_labels=[self._persona_label(p) for p in personas],
+            persona_match=self.spec.persona_label_match,
         )
+
+    def _persona_label(self, persona: Persona) -> int | None:
+        """The label index of the persona's cluster majority (from its recorded cluster
+        statistics), or None where it has none (random and keyword personas)."""
+        shares = (persona.stats or {}).get("labels") or []
+        names = [str(n) for n in (getattr(self.inputs.task.card, "label_names", None) or [])]
+        if not shares or not names:
+            return None
+        top = max(shares, key=lambda item: item[1])[0]
+        return names.index(str(top)) if str(top) in names else None
 
     def _picle_slots(self, pool: list[Example]) -> list[tuple[Example, ...]]:
         """The fixed sets chosen by PICLe (mop_bench/mop/picle.py), one per match group,
