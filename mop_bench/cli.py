@@ -7,7 +7,6 @@ instantly): every heavy module is imported inside the command that needs it.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from pathlib import Path
@@ -137,6 +136,13 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, help="LM scoring batch size (does not change results)")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    p.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the resolved settings, each run's directory (and how much of it exists) "
+        "and an estimate of time, LM tokens and disk, then exit: reads the task data only, "
+        "loads no LM or encoder, writes nothing",
+    )
 
 
 def _add_bootstrap_args(p: argparse.ArgumentParser) -> None:
@@ -234,10 +240,28 @@ def make_parser() -> argparse.ArgumentParser:
     )
     _add_bootstrap_args(p)
     _add_floor_arg(p, remembered=True)
+    p.add_argument(
+        "--plot-reference",
+        metavar="NAME",
+        help="simulator the comparison plots show paired differences from (default: "
+        'comparison.json\'s "reference", else mop, else the first simulator)',
+    )
     p.add_argument("-q", "--quiet", action="store_true")
 
-    p = sub.add_parser("ls", help="list tasks, simulators, metrics, presets or backends")
-    p.add_argument("what", choices=["tasks", "sims", "metrics", "presets", "backends", "settings"])
+    p = sub.add_parser(
+        "ls", help="list tasks, simulators, metrics, presets, backends, settings or runs"
+    )
+    p.add_argument(
+        "what", choices=["tasks", "sims", "metrics", "presets", "backends", "settings", "runs"]
+    )
+    p.add_argument(
+        "results_dir",
+        nargs="?",
+        type=Path,
+        default=DEFAULT_RESULTS,
+        metavar="RESULTS_DIR",
+        help=f"`ls runs`: the results folder to list (default: {DEFAULT_RESULTS})",
+    )
     p.add_argument("--data-dir", help="data mirror directory (for row counts)")
 
     p = sub.add_parser("compare", help="several simulators under one budget, with replicate seeds")
@@ -325,16 +349,17 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = make_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.WARNING if getattr(args, "quiet", False) else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
-    logging.getLogger("faiss").setLevel(logging.WARNING)  # its loader logs every fallback
+    from mop_bench.logs import quiet_broken_pipe, setup_logging
+
+    setup_logging(quiet=getattr(args, "quiet", False))
     from mop_bench import commands
 
     try:
         return int(getattr(commands, f"cmd_{args.command}")(args) or 0)
+    except BrokenPipeError:  # `mop-bench ls settings | head`: the reader left early
+        if not quiet_broken_pipe():
+            raise
+        return 0
     except Exception as exc:
         # Expected failures (unknown names, bad data, missing files, an unreachable LM
         # server): one clear line, no traceback, credentials masked. Anything else is a

@@ -64,6 +64,8 @@ def cmd_run(args: Any) -> int:
     options = _options(
         args, gates_from=args.gates_from, allow_foreign_gates=args.allow_foreign_gates
     )
+    if args.dry_run:
+        return _dry_run(_specs(args, [args.sim]), args, "run", options)
     for seed in _seeds(args):
         spec = build_spec(
             task_name(args), args.sim, preset=args.preset, overrides=spec_overrides(args), seed=seed
@@ -72,6 +74,16 @@ def cmd_run(args: Any) -> int:
         run_dir = run(spec, options, ws)
         _print_run(run_dir, time.perf_counter() - t0)
     return 0
+
+
+def _dry_run(
+    specs: list[Any], args: Any, what: str, options: Any = None, labels: list[str] | None = None
+) -> int:
+    """Print what the command would do and cost (mop_bench/dryrun.py); writes nothing."""
+    from mop_bench.dryrun import dry_run
+
+    options = options or _options(args)
+    return dry_run(specs, options, _workspace(args), what=what, labels=labels)
 
 
 def _print_run(run_dir: Path, seconds: float) -> None:
@@ -89,6 +101,8 @@ def _run_external(args: Any) -> int:
 
     if args.sim:
         raise ValueError("--sim and --generations exclude each other: give one of them")
+    if args.dry_run:
+        raise ValueError("--dry-run estimates a --sim run; --generations only scores a file")
     if args.gates_from is not None:
         raise ValueError("--gates-from transfers fitted gates; --generations fits nothing")
     seeds = _seeds(args)
@@ -170,7 +184,9 @@ def cmd_report(args: Any) -> int:
     skipped = 0
     for d in args.dirs:
         if (d / "comparison.json").exists():
-            out = report.render_comparison(d, bootstrap=paired, floor=args.floor)
+            out = report.render_comparison(
+                d, bootstrap=paired, floor=args.floor, reference=args.plot_reference
+            )
         elif (d / "sweep.json").exists():
             out = report.render_sweep(d)
         elif (d / "config.json").exists():
@@ -201,10 +217,9 @@ def cmd_ls(args: Any) -> int:
         for name in SIMULATORS.names():
             print(f"{name:22s} {SIMULATORS.get(name).description}")
     elif args.what == "metrics":
-        from mop_bench.metrics import METRICS
+        from mop_bench.listing import print_metrics
 
-        for name in METRICS.names():
-            print(name)
+        print_metrics()
     elif args.what == "presets":
         from mop_bench.presets import PRESETS
 
@@ -216,19 +231,35 @@ def cmd_ls(args: Any) -> int:
         for name in LM_BACKENDS.names():
             print(name)
     elif args.what == "settings":
-        from mop_bench.overrides import ALIASES, field_paths
+        from mop_bench.listing import print_settings
 
-        print("settings (use with --set KEY=VALUE):")
-        for path in field_paths():
-            print(f"  {path}")
-        print("aliases: " + ", ".join(f"{k}={v}" for k, v in ALIASES.items()))
+        print_settings()
+    elif args.what == "runs":
+        from mop_bench.listing import print_runs
+
+        return print_runs(args.results_dir)
     return 0
+
+
+def _specs(args: Any, sims: list[str], points: list[dict[str, Any]] | None = None) -> list[Any]:
+    """Every run's spec (seeds x sweep points x simulators), resolved as the commands
+    resolve them, for --dry-run."""
+    from mop_bench.runner import build_spec
+
+    return [
+        build_spec(task_name(args), sim, preset=args.preset, overrides=point, seed=seed)
+        for seed in _seeds(args)
+        for point in (points or [spec_overrides(args)])
+        for sim in sims
+    ]
 
 
 def cmd_compare(args: Any) -> int:
     from mop_bench.compare import compare
 
     sims = [s.strip() for s in args.sims.split(",") if s.strip()]
+    if args.dry_run:
+        return _dry_run(_specs(args, sims), args, "compare")
     out = compare(
         task_name(args),
         sims,
@@ -247,6 +278,8 @@ def cmd_compare(args: Any) -> int:
 def cmd_ablate(args: Any) -> int:
     from mop_bench.compare import ABLATION_SIMS, compare
 
+    if args.dry_run:
+        return _dry_run(_specs(args, ABLATION_SIMS), args, "ablate")
     out = compare(
         task_name(args),
         ABLATION_SIMS,
@@ -275,6 +308,13 @@ def cmd_sweep(args: Any) -> int:
             fixed[key] = value
     if not axes:
         raise ValueError("a sweep needs at least one --set KEY=V1,V2,... axis")
+    if args.dry_run:
+        from mop_bench.dryrun import grid_points
+
+        grid = grid_points(axes)
+        specs = _specs(args, [args.sim], [{**fixed, **point} for point in grid])
+        labels = [" ".join(f"{k}={v}" for k, v in p.items()) for _ in _seeds(args) for p in grid]
+        return _dry_run(specs, args, "sweep", labels=labels)
     out = sweep(
         task_name(args),
         args.sim,

@@ -118,6 +118,12 @@ class Encoder:
             path.unlink(missing_ok=True)
             return None
 
+    def cached_count(self, texts: Sequence[str]) -> int:
+        """How many distinct `texts` have a cache shard (not read or checked: for cost
+        estimates, which must not load the model)."""
+        keys = {_text_key(t) for t in texts}
+        return sum(self._shard_path(k).is_file() for k in keys)
+
     def encode(self, texts: Sequence[str], *, desc: str = "embedding") -> np.ndarray:
         """Return an (n, dim) float32 array; cached rows are read, the rest computed."""
         keys = [_text_key(t) for t in texts]
@@ -136,12 +142,15 @@ class Encoder:
         if missing:
             order = list(missing)
             self.cache_misses += len(order)
-            vecs = self._encode_invariant([texts[missing[k][0]] for k in order])
+            vecs = self._encode_invariant([texts[missing[k][0]] for k in order], desc)
             for key, vec in zip(order, vecs, strict=True):
                 self._store(key, vec)
                 for i in missing[key]:
                     out[i] = vec
-        log.info(
+        # Named sets (golden, synthetic, pool) are worth a line; the simulator's small
+        # per-chunk feature batches only with debugging on.
+        log.log(
+            logging.DEBUG if desc == "embedding" else logging.INFO,
             "%s: %d texts, %d from cache, %d encoded",
             desc,
             len(texts),
@@ -152,12 +161,12 @@ class Encoder:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack(out).astype(np.float32)  # type: ignore[arg-type]
 
-    def _encode_invariant(self, texts: list[str]) -> np.ndarray:
+    def _encode_invariant(self, texts: list[str], desc: str = "embedding") -> np.ndarray:
         """Encode `texts` one at a time (see the module docstring): each vector then
         depends on its own text alone, never on which texts shared the call."""
         model = self.model
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        bar = _progress(len(texts), self.progress and len(texts) > self.batch_size)
+        bar = _progress(len(texts), self.progress and len(texts) > self.batch_size, desc)
         for i, text in enumerate(texts):
             out[i] = model.encode(
                 [text],
@@ -181,10 +190,11 @@ class Encoder:
         os.replace(tmp, path)  # atomic: concurrent runs never see a half-written vector
 
 
-def _progress(total: int, enabled: bool):
+def _progress(total: int, enabled: bool, desc: str = "embedding"):
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="encoding", disable=not enabled, unit="text")
+    # one bar per encoded set, named by it; none for a set read from the cache
+    return tqdm(total=total, desc=f"encoding {desc}", disable=not enabled, unit="text")
 
 
 # ------------------------------------------------------------------ shard format

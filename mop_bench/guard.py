@@ -45,6 +45,8 @@ class Estimate:
     free_disk: int | None
     golden_size: int
     problems: list[str] = field(default_factory=list)
+    cost: Any = None
+    """The run's `mop_bench.estimate.CostEstimate` (time, LM tokens, disk), if given."""
 
     def describe(self) -> str:
         machine = []
@@ -52,10 +54,16 @@ class Estimate:
             machine.append(f"{_size(self.available_memory)} memory available")
         if self.free_disk is not None:
             machine.append(f"{_size(self.free_disk)} free disk")
+        where = f" (this machine: {', '.join(machine)})" if machine else ""
+        memory = f"{_size(self.memory_bytes)} of memory to score them{where}"
+        if self.cost is not None:
+            return (
+                f"estimate: {self.n_samples:,} samples in {self.chunks:,} chunks: "
+                f"{self.cost.summary()}; {memory} (rates: {self.cost.rates.describe()})"
+            )
         return (
             f"estimate: {self.n_samples:,} samples in {self.chunks:,} chunks, about "
-            f"{_size(self.disk_bytes)} on disk and {_size(self.memory_bytes)} of memory "
-            f"to score them" + (f" (this machine: {', '.join(machine)})" if machine else "")
+            f"{_size(self.disk_bytes)} on disk and {memory}"
         )
 
 
@@ -92,8 +100,9 @@ def free_disk(path: Path) -> int | None:
         return None
 
 
-def estimate(spec: Any, task_data: Any, results_dir: Path) -> Estimate:
-    """How big `spec`'s run on `task_data` will be, and what stands in its way."""
+def estimate(spec: Any, task_data: Any, results_dir: Path, cost: Any = None) -> Estimate:
+    """How big `spec`'s run on `task_data` will be, and what stands in its way; with
+    `cost` (a `mop_bench.estimate.CostEstimate`) its disk figure is the cost model's."""
     n = spec.budget.n_samples
     golden = task_data.golden
     ctx_bytes = sum(len(e.context) for e in golden[:1000]) / max(min(len(golden), 1000), 1)
@@ -106,7 +115,10 @@ def estimate(spec: Any, task_data: Any, results_dir: Path) -> Estimate:
         available_memory=available_memory(),
         free_disk=free_disk(results_dir),
         golden_size=len(golden),
+        cost=cost,
     )
+    if cost is not None:
+        est.disk_bytes = cost.disk_bytes + cost.cache_bytes
     if est.available_memory is not None and est.memory_bytes > MEMORY_SHARE * est.available_memory:
         est.problems.append(
             f"the memory estimate exceeds {MEMORY_SHARE:.0%} of the "
@@ -122,9 +134,12 @@ def estimate(spec: Any, task_data: Any, results_dir: Path) -> Estimate:
     return est
 
 
-def check_size(spec: Any, task_data: Any, results_dir: Path, *, assume_yes: bool) -> Estimate:
-    """Log the estimate; refuse (ValueError) a run that cannot fit unless `assume_yes`."""
-    est = estimate(spec, task_data, results_dir)
+def check_size(
+    spec: Any, task_data: Any, results_dir: Path, *, assume_yes: bool, cost: Any = None
+) -> Estimate:
+    """Log the estimate (with `cost`: time and LM tokens too); refuse (ValueError) a run
+    that cannot fit unless `assume_yes`."""
+    est = estimate(spec, task_data, results_dir, cost)
     if est.problems and not assume_yes:
         raise ValueError(
             f"refusing to start: {est.describe()}; {'; '.join(est.problems)}. Lower --n "

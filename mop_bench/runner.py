@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mop_bench import store
+from mop_bench.estimate import run_cost
 from mop_bench.guard import check_size
 from mop_bench.overrides import with_overrides
 from mop_bench.paths import safe_name
@@ -123,10 +124,21 @@ def run(
     t0 = time.perf_counter()
     task_data = workspace.task(spec)  # stage 1: load
     timing["load"] = time.perf_counter() - t0
-    check_size(spec, task_data, options.results_dir, assume_yes=options.assume_yes)
     source = _gates_source(spec, task_data, workspace, options)
     runtime = runtime_identity(spec)
     run_dir = run_dir_for(spec, task_data, options.results_dir, source, runtime)
+    cost = run_cost(
+        spec,
+        task_data,
+        run_dir,
+        results_dir=options.results_dir,
+        overwrite=options.overwrite,
+        encoder=workspace.encoder(spec.encoder),  # not loaded: its cache is looked at
+        transfer=source is not None,
+    )
+    # The estimate line (memory, disk, time, LM tokens), and no run directory at all
+    # when the run cannot fit.
+    check_size(spec, task_data, options.results_dir, assume_yes=options.assume_yes, cost=cost)
     with store.run_lock(run_dir):
         if options.overwrite:
             _clear(run_dir)
@@ -267,9 +279,10 @@ def simulate_stage(
         )
         if hasattr(sim, "resume"):  # a stateful simulator (ProGen) sees what is on disk
             sim.resume(list(gen_log.rows.values()))
-        for gens in sim.simulate(todo):
-            gen_log.append_chunk(gens)
-            bar.update(len(gens))
+        with workspace.stage_bar():
+            for gens in sim.simulate(todo):
+                gen_log.append_chunk(gens)
+                bar.update(len(gens))
         bar.close()
         record["lm"] = _lm_delta(lm_before, _lm_counters(workspace, spec))
     else:

@@ -162,7 +162,9 @@ class SimulatorSpec:
     (`template`), or the `real` calibration."""
 
     name: str
+    """The simulator's name in run folders and reports (its file's stem by default)."""
     description: str = ""
+    """One line shown by `mop-bench ls sims` and in reports."""
     kind: Literal["mop", "real", "template", "external"] = "mop"
     """`real` draws held-out real texts and needs no LM. `template`: a generator from
     the synthetic-data literature (ZeroGen, ProGen, AttrPrompt) whose prompts, sampling
@@ -173,8 +175,13 @@ class SimulatorSpec:
     (equal counts per label, as ZeroGen, ProGen and AttrPrompt generate). With
     `balanced` the label mix differs from the population's on purpose; reports say so."""
     personas: PersonaSource = "synthesized"
+    """Where personas come from: `synthesized` by the LM from pool clusters, `keywords`
+    (cluster keywords), `random` (generic personas) or `none`."""
     n_personas: int = 16
+    """K, the number of personas (pool clusters)."""
     exemplars: ExemplarMode = "gated"
+    """Exemplars in a prompt: `gated` (chosen by the exemplar gate), `fixed` (drawn once)
+    or `none`."""
     exemplars_per_prompt: int = 1
     """L, exemplars shown together in one prompt. `fixed`: the L exemplars drawn once
     with the seed (one set per `exemplar_match` group, e.g. per label; one set for all
@@ -183,7 +190,10 @@ class SimulatorSpec:
     from the anchor's match group, so MoP with L exemplars generalises fixed few-shot
     with L."""
     gating: GatingMode = "learned"
+    """`learned` gates (fitted by likelihood) or `uniform` (never trained)."""
     temperature: TemperatureMode = "per_persona"
+    """Sampling temperature: fitted `per_persona`, `one_fitted` for all, or `fixed` (the
+    budget's temperature)."""
     length_matched: bool = True
     """`real` only: cut each held-out text to the budget's `max_new_tokens` tokens of the
     LM's tokenizer, as every simulator's output is cut (otherwise part of each
@@ -238,6 +248,7 @@ class FitSpec:
     gate_lr: float = 0.02
     """Learning rate of the gate projections W_x, W_g, W_e and the logit scales."""
     optimizer: str = "adam"
+    """adam, adamw or sgd."""
     proj_dim: int = 64
     """Size of the common space W_x, W_g, W_e project into."""
     renormalize_top_m: bool = False
@@ -308,6 +319,7 @@ class RunSpec:
     prompt: PromptSpec = field(default_factory=PromptSpec)
     """How every prompt is laid out (style, persona placement, stop, all its strings)."""
     seed: int = 0
+    """The run seed: pool and golden draws, contexts, every sample's seed, the fit."""
     preset: str = "default"
     """Name of the preset the values started from (informational)."""
 

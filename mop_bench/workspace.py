@@ -6,8 +6,10 @@ that the stages (scoring, re-scoring) can use it without importing the recipe.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +28,8 @@ class Workspace:
     _encoders: dict[EncoderSpec, Any] = field(default_factory=dict)
     _tasks: dict[tuple, Any] = field(default_factory=dict)
     _cards: dict[tuple, Any] = field(default_factory=dict)
+    _stage_bar: bool = False
+    """A stage shows its own progress bar: the LMs' per-call bars stay off meanwhile."""
 
     def card(self, spec: RunSpec):
         d = spec.data
@@ -63,9 +67,26 @@ class Workspace:
             from mop_bench.lm import load_lm
 
             t0 = time.perf_counter()
-            kwargs = {"progress": self.progress}
+            kwargs = {"progress": self.progress and not self._stage_bar}
             if self.lm_batch_size:
                 kwargs["batch_size"] = self.lm_batch_size
             self._lms[spec] = load_lm(spec, **kwargs)
             log.info("loaded LM %s in %.1fs", spec.model, time.perf_counter() - t0)
         return self._lms[spec]
+
+    @contextlib.contextmanager
+    def stage_bar(self) -> Iterator[None]:
+        """While the caller's bar runs (e.g. "generating"), the LMs draw none of their
+        own under it: one progress bar per stage."""
+        self._stage_bar = True
+        self._lm_bars(False)
+        try:
+            yield
+        finally:
+            self._stage_bar = False
+            self._lm_bars(self.progress)
+
+    def _lm_bars(self, on: bool) -> None:
+        for lm in self._lms.values():
+            if hasattr(lm, "progress"):  # the in-process and server adapters have one
+                lm.progress = on

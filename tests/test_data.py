@@ -178,7 +178,7 @@ def test_hub_failure_is_wrapped(toy: TaskCard, monkeypatch: pytest.MonkeyPatch) 
 @pytest.mark.parametrize(
     ("column", "value", "expected"),
     [
-        ("text", "   ", ["row 7", "'text'", "empty"]),
+        ("text", "   ", ["row 7 (0-based)", "'text'", "empty"]),
         ("label", 5, ["row 7", "'label'", "5", "0='negative'", "1='positive'"]),
         ("label", -1, ["row 7", "'label'", "-1"]),
         ("stars", None, ["row 7", "'stars'", "missing"]),
@@ -284,7 +284,7 @@ def test_user_file_errors_name_file_and_row(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text('text,label\nfine,a\n"",b\n')
     card = resolve_task("", data_file=str(path))
-    with pytest.raises(DataError, match=r"bad.csv: row 1: field 'text' is empty"):
+    with pytest.raises(DataError, match=r"bad.csv: line 3: field 'text' is empty"):
         load_task(card, DataSpec(), seed=0)
     jsonl = tmp_path / "bad.jsonl"
     jsonl.write_text('{"text": "a"}\n{"text": \n')
@@ -316,7 +316,7 @@ def test_label_outside_a_cards_names_in_user_csv(tmp_path: Path) -> None:
     path.write_text("text,label,category,stars\ngood,positive,Bars,5\nmeh,neutral,Bars,3\n")
     card = resolve_task("yelp", data_file=str(path))
     with pytest.raises(
-        DataError, match=r"r.csv: row 1: field 'label' has value 'neutral'.*'negative'"
+        DataError, match=r"r.csv: line 3: field 'label' has value 'neutral'.*'negative'"
     ):
         load_task(card, DataSpec(), seed=0)
 

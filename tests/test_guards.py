@@ -254,7 +254,7 @@ def test_data_errors_name_the_cause_and_the_fix(tmp_path: Path) -> None:
     for cell, why in (("42", "holds an int (42), not text"), ('["a", "b"]', "holds a list")):
         jsonl.write_text('{"text": "fine", "label": "a"}\n' + f'{{"text": {cell}, "label": "b"}}\n')
         card = resolve_task("", data_file=str(jsonl), text_column="text")
-        with pytest.raises(DataError, match=rf"row 1: field 'text' {re.escape(why)}"):
+        with pytest.raises(DataError, match=rf"line 2: field 'text' {re.escape(why)}"):
             load_task(card, DataSpec(pool_size=1, golden_size=1), 0)
 
 

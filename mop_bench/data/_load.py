@@ -19,6 +19,7 @@ from mop_bench.data._sample import (
     stratified_draw_with_cycles,
     stratified_sample,
 )
+from mop_bench.data._textfile import row_place
 from mop_bench.paths import data_dir as resolve_data_dir
 from mop_bench.spec import DataSpec
 from mop_bench.types import Context, Example
@@ -132,7 +133,8 @@ def make_examples(card: TaskCard, raw: RawSplit, split: str, rows: np.ndarray) -
         cleaned = clean_text(card, text)
         if not cleaned.strip():
             raise DataError(
-                f"{raw.source}: row {row}: field {card.text_column!r} is empty after the "
+                f"{raw.source}: {row_place(raw.source, row)}: field {card.text_column!r} is "
+                "empty after the "
                 f"cleanups {list(card.text_cleanup)}"
             )
         label = raw.labels[row]
@@ -146,7 +148,7 @@ def make_examples(card: TaskCard, raw: RawSplit, split: str, rows: np.ndarray) -
             context = render_context(card, fields)
         except (KeyError, ValueError, IndexError, AttributeError) as exc:
             raise DataError(
-                f"{raw.source}: row {row}: cannot render the context template "
+                f"{raw.source}: {row_place(raw.source, row)}: cannot render the context template "
                 f"{card.context_template!r} with fields {fields}: {type(exc).__name__}: {exc}"
             ) from exc
         out.append(

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mop_bench.data._card import LABEL_NAME, TaskCard
+from mop_bench.data._textfile import csv_separator, row_place, text_encoding
 
 ENV_HINT = "set the environment variable MOP_BENCH_DATA_DIR or pass --data-dir DIR"
 FORMATS = (".parquet", ".csv", ".tsv", ".jsonl")
@@ -138,13 +139,14 @@ def read_columns(path: Path, columns: list[str]) -> tuple[dict[str, Any], list[s
             return _read_jsonl(path, columns)
         import pandas as pd
 
-        sep = "\t" if suffix == ".tsv" else ","
-        present = list(pd.read_csv(path, sep=sep, nrows=0).columns)
+        encoding = text_encoding(path)
+        sep = csv_separator(path, encoding)
+        present = list(pd.read_csv(path, sep=sep, nrows=0, encoding=encoding).columns)
         _check_columns(path, columns, present)
         # Only empty cells are missing: a review reading "NA" or "null" is still text.
         frame = pd.read_csv(
             path, sep=sep, usecols=columns, keep_default_na=False, na_values=[""],
-            dtype={columns[0]: str},
+            dtype={columns[0]: str}, encoding=encoding,
         )  # fmt: skip
         return {c: frame[c].tolist() for c in columns}, present
     except (DataError, FileNotFoundError):
@@ -159,6 +161,12 @@ def read_columns(path: Path, columns: list[str]) -> tuple[dict[str, Any], list[s
 
 def not_utf8(path: Path, exc: UnicodeDecodeError) -> DataError:
     """Where a file stops being UTF-8 (line and byte offset) and what to do about it."""
+    codec = text_encoding(path)
+    if codec not in ("utf-8", "utf-8-sig"):  # its byte-order mark named another codec
+        return DataError(
+            f"{path}: starts with a {codec.upper()} byte-order mark but does not decode as "
+            f"{codec.upper()} ({exc.reason}); convert it to UTF-8"
+        )
     offset = 0
     with open(path, "rb") as fh:
         for lineno, line in enumerate(fh, 1):
@@ -189,7 +197,8 @@ def _guess_encoding(path: Path) -> str:
 
 def _read_jsonl(path: Path, columns: list[str]) -> tuple[dict[str, Any], list[str]]:
     rows: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as fh:
+    lines: list[int] = []  # the line each row is on, for the messages below
+    with path.open(encoding=text_encoding(path)) as fh:
         for lineno, line in enumerate(fh, 1):
             if not line.strip():
                 continue
@@ -200,12 +209,13 @@ def _read_jsonl(path: Path, columns: list[str]) -> tuple[dict[str, Any], list[st
             if not isinstance(row, dict):
                 raise DataError(f"{path}: line {lineno} is not a JSON object")
             rows.append(row)
+            lines.append(lineno)
     present = list(dict.fromkeys(k for row in rows[:1000] for k in row))
     _check_columns(path, [c for c in columns if not any(c in r for r in rows)], present)
     for i, row in enumerate(rows):
         for c in columns:
             if c not in row:
-                raise DataError(f"{path}: row {i}: field {c!r} is missing")
+                raise DataError(f"{path}: line {lines[i]}: field {c!r} is missing")
     return {c: [row[c] for row in rows] for c in columns}, present
 
 
@@ -266,7 +276,7 @@ def _validate(card: TaskCard, source: str, columns: dict[str, Any], present: lis
     bad = _first_bad_text(texts)
     if bad is not None:
         row, why = bad
-        raise DataError(f"{source}: row {row}: field {card.text_column!r} {why}")
+        raise DataError(f"{source}: {row_place(source, row)}: field {card.text_column!r} {why}")
     labels: list[int | None]
     if card.label_column:
         labels = _label_indices(card, source, columns[card.label_column])
@@ -279,7 +289,9 @@ def _validate(card: TaskCard, source: str, columns: dict[str, Any], present: lis
         values = columns[name]
         for i, value in enumerate(values):
             if _is_missing(value) or (isinstance(value, str) and not value.strip()):
-                raise DataError(f"{source}: row {i}: context field {name!r} is empty or missing")
+                raise DataError(
+                    f"{source}: {row_place(source, i)}: context field {name!r} is empty or missing"
+                )
         fields[name] = [_native(v) for v in values]
     return RawSplit(source=source, texts=texts, labels=labels, fields=fields)
 
@@ -333,8 +345,8 @@ def _label_indices(card: TaskCard, source: str, values: list[Any]) -> list[int |
                 allowed = ", ".join(f"{i}={name!r}" for i, name in enumerate(card.label_names))
                 what = "is missing" if _is_missing(raw) else f"has value {raw!r}"
                 raise DataError(
-                    f"{source}: row {row}: field {card.label_column!r} {what}, which is not "
-                    f"one of the task's labels (index or name): {allowed}"
+                    f"{source}: {row_place(source, row)}: field {card.label_column!r} {what}, "
+                    f"which is not one of the task's labels (index or name): {allowed}"
                 )
             cache[key] = idx
         out.append(idx)

@@ -8,6 +8,7 @@ from typing import Any
 
 from mop_bench.data._card import LABEL_NAME, TaskCard, card_from_dict, load_card
 from mop_bench.data._read import FORMATS, DataError, read_columns
+from mop_bench.data._textfile import row_place
 from mop_bench.registry import Registry, cards_dir
 
 TASKS: Registry[TaskCard] = Registry("task")
@@ -41,6 +42,9 @@ def resolve_task(
     If `name_or_path` names a card as well, that card's templates and labels are kept
     and only its data is replaced by the file.
     """
+    for option, value in (("--data", data_file), ("--task", name_or_path)):
+        if value and _is_url(value):
+            raise DataError(hub_hint(option, value))
     if data_file is None and name_or_path.lower().endswith(FORMATS):
         data_file, name_or_path = name_or_path, ""
     base = _card_or_none(name_or_path) if name_or_path else None
@@ -54,6 +58,33 @@ def resolve_task(
         # Named by --task; else (no --task, or the data path itself) by the file's stem.
         name=None if name_or_path.lower().endswith(FORMATS) else name_or_path or None,
         base=base,
+    )
+
+
+def _is_url(value: str) -> bool:
+    return "://" in value or value.startswith("hf:")
+
+
+def hub_hint(option: str, value: str) -> str:
+    """Why a URL is refused as data, and what to do instead. A Hub dataset is named by
+    a task card (`hub_id`), so its splits, columns, labels and prompt templates are
+    recorded with every run, which a bare URL could not say."""
+    takes = "a local file" if option == "--data" else "a task name or a local card/data file"
+    start = f"{option} {value}: {option} takes {takes} ({', '.join(FORMATS)}), not a URL"
+    scheme, _, rest = value.partition("://")
+    if scheme != "hf" and "huggingface.co" not in rest and not value.startswith("hf:"):
+        return f"{start}; download the file and pass its path"
+    parts = [p for p in rest.removeprefix("huggingface.co/").split("/") if p]
+    if value.startswith("hf:") and not rest:
+        parts = [p for p in value[3:].split("/") if p]
+    if parts and parts[0] == "datasets":
+        parts = parts[1:]
+    repo = "/".join(parts[:2]) if len(parts) >= 2 else "OWNER/NAME"
+    return (
+        f"{start}. To use a Hugging Face Hub dataset, write a task card with "
+        f"`hub_id: {repo}` and a `mirror_dir` (copy tasks/yelp.yaml; docs/data.md, 'Where "
+        "data comes from') and run with --task CARD.yaml and no data directory set: the "
+        "splits are then loaded with datasets.load_dataset"
     )
 
 
@@ -129,7 +160,9 @@ def _sorted_label_names(path: Path, column: str, values: Any) -> list[str]:
     distinct: set[Any] = set()
     for row, value in enumerate(values):
         if value is None or (isinstance(value, float) and math.isnan(value)):
-            raise DataError(f"{path}: row {row}: field {column!r} (label) is missing")
+            raise DataError(
+                f"{path}: {row_place(str(path), row)}: field {column!r} (label) is missing"
+            )
         if hasattr(value, "item") and not isinstance(value, str):
             value = value.item()
         if isinstance(value, float) and value.is_integer():
