@@ -1,55 +1,55 @@
-"""Copy rendered pages and leaderboard exports from a results directory into reports/,
-keeping their relative layout (so every link works), and write reports/index.html.
+"""Publish comparisons from a results folder into reports/: the small files that
+re-rendering needs (no generations, no embeddings; see mop_bench/report/manifest.py),
+and the pages, leaderboard and index rendered from that copy. Afterwards
+`mop-bench report reports/results/comparisons/NAME` and
+`mop-bench leaderboard reports/results` re-render it with the same numbers.
 
-    python scripts/publish_reports.py RESULTS_DIR [REPORTS_DIR]
+    python scripts/publish_reports.py RESULTS_DIR [REPORTS_DIR] [--only NAME ...]
+
+REPORTS_DIR defaults to reports/. Every comparison under RESULTS_DIR/comparisons/ is
+published unless --only names some. reports/results/ is replaced as a whole, and only
+once the new copy is complete. The bootstrap options must match the ones the
+comparisons were rendered with (the defaults, unless you changed them), or every draw
+is recomputed.
 """
 
 from __future__ import annotations
 
-import datetime
-import html
-import shutil
+import argparse
+import logging
 import sys
 from pathlib import Path
 
-KEEP = (
-    "*.html",
-    "leaderboard.csv",
-    "leaderboard.json",
-    "summary.csv",
-    "summary.json",
-    "summary.md",
-)
 
+def main(argv: list[str] | None = None) -> int:
+    from mop_bench.report.bootstrap import BootstrapSettings
+    from mop_bench.report.publish import publish
 
-def publish(results: Path, reports: Path) -> None:
-    target = reports / "results"
-    if target.exists():
-        shutil.rmtree(target)
-    for pattern in KEEP:
-        for src in results.rglob(pattern):
-            dst = target / src.relative_to(results)
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst)
-    # Comparison and ablation pages (an ablation is a comparison rendered as ablation.html).
-    pages = sorted(
-        [*target.glob("comparisons/*/comparison.html"), *target.glob("comparisons/*/ablation.html")]
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("results", type=Path, metavar="RESULTS_DIR")
+    p.add_argument("reports", type=Path, nargs="?", default=Path("reports"), metavar="REPORTS_DIR")
+    p.add_argument("--only", nargs="+", metavar="NAME", help="comparison folder names to publish")
+    p.add_argument("--bootstrap-draws", type=int, default=1000)
+    p.add_argument("--mauve-draws", type=int, default=200)
+    p.add_argument("--bootstrap-seed", type=int, default=0)
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger("mop_bench").setLevel(logging.INFO)  # ours only: no library chatter
+    settings = BootstrapSettings(
+        draws=args.bootstrap_draws, mauve_draws=args.mauve_draws, seed=args.bootstrap_seed
     )
-    items = "".join(
-        f'<li><a href="{html.escape(p.relative_to(reports).as_posix())}">'
-        f"{html.escape(p.parent.name)}</a></li>"
-        for p in pages
+    try:
+        out = publish(args.results, args.reports, args.only, bootstrap=settings)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"publish_reports: error: {exc}", file=sys.stderr)
+        return 2
+    print(
+        f"published {len(out.comparisons)} comparison(s) and {len(out.runs)} run(s) to "
+        f"{args.reports / 'results'} ({out.bytes / 1e6:.1f} MB of data beside the pages); "
+        f"index: {args.reports / 'index.html'}"
     )
-    (reports / "index.html").write_text(
-        "<!doctype html><meta charset='utf-8'><title>mop-bench reports</title>"
-        "<h1>mop-bench comparison reports</h1>"
-        f"<p>Published by scripts/publish_reports.py on {datetime.date.today()} (CI regenerates "
-        "the smoke comparisons with scripts/regenerate_reports.sh).</p>"
-        f"<ul>{items}<li><a href='results/leaderboard.html'>leaderboard</a></li></ul>\n",
-        encoding="utf-8",
-    )
-    print(f"published {len(pages)} comparison/ablation page(s) to {reports}")
+    return 0
 
 
 if __name__ == "__main__":
-    publish(Path(sys.argv[1]), Path(sys.argv[2] if len(sys.argv) > 2 else "reports"))
+    sys.exit(main())

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Regenerate the committed comparison reports under reports/ from scratch (CI runs this).
 # Every stage must succeed: any failure fails CI. Results (generations, embeddings) go to
-# build/report-results (ignored); only the rendered pages and exports are copied into
-# reports/, keeping their relative layout so every link works.
+# build/report-results (ignored); scripts/publish_reports.py copies the small files that
+# re-rendering needs into reports/results/ (same relative layout, so every link works) and
+# renders the pages there (reports/README.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate

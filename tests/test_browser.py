@@ -108,3 +108,60 @@ def test_leaderboard_in_browser(browser: Any, tmp_path: Path) -> None:
     assert problems2 == []
     assert page2.evaluate("typeof window.__pwned") == "undefined"
     page2.close()
+
+
+def _headline_verdicts(page: Any) -> dict[str, tuple[set[str], str]]:
+    """The first headline line per metric: (the simulators it names best, its text)."""
+    items = page.evaluate(
+        "[...document.querySelectorAll('section.headline li[data-metric]')]"
+        ".map(li => [li.dataset.metric, li.dataset.best, li.innerText])"
+    )
+    out: dict[str, tuple[set[str], str]] = {}
+    for metric, best, text in items:
+        out.setdefault(metric, (set(best.split("|")) - {""}, text))
+    return out
+
+
+def test_pages_open_with_the_summarys_verdicts_in_browser(browser: Any, tmp_path: Path) -> None:
+    """Leaderboard, comparison, run page and index: no console error, a headline in the
+    first screen, and per metric the simulators summary.json ranks first, by name."""
+    import json
+
+    from test_paired import FAST
+    from test_report_headline import best_by_summary, standard_comparison
+
+    from mop_bench.report import render_comparison
+
+    results, comp = standard_comparison(tmp_path)
+    render_comparison(comp, bootstrap=FAST)
+    build_leaderboard(results, render_runs=False, bootstrap=FAST)
+    want = best_by_summary(comp)
+    assert want  # the paired metrics of the planted design
+    rows = json.loads((comp / "summary.json").read_text())
+    tie = next(
+        r
+        for r in rows
+        if r["table"] == "paired"
+        and r["metric"] == "fid"
+        and {r["simulator"], r["versus"]} == {"mop", "mop-no-exemplars"}
+    )
+    run = next((results / "ag_news").glob("mop-[0-9a-f]*"))
+    pages = [
+        results / "leaderboard.html",
+        comp / "comparison.html",
+        run / "report.html",
+        results / "index.html",
+    ]
+    for path in pages:
+        page, problems, dialogs = _open(browser, path)
+        assert problems == [] and dialogs == [], path.name
+        box = page.query_selector("section.headline").bounding_box()
+        assert box is not None and box["y"] < 900, path.name  # in the first screen
+        got = _headline_verdicts(page)
+        assert {m: best for m, (best, _) in got.items()} == want, path.name
+        for metric, (best, text) in got.items():
+            assert all(name in text for name in best), (path.name, metric, text)
+        assert f"p_Holm = {tie['p_holm']:.3f}" in got["fid"][1]  # the tied pair's own test
+        widths = page.evaluate("[...document.querySelectorAll('img')].map(i => i.naturalWidth)")
+        assert all(w > 100 for w in widths), path.name
+        page.close()

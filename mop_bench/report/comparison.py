@@ -8,6 +8,7 @@ from typing import Any
 from mop_bench import reference
 from mop_bench.report.aggregate import Group, dedupe, metric_label, split_majority, summarise
 from mop_bench.report.bootstrap import BootstrapSettings
+from mop_bench.report.diff_plots import choose_reference, difference_plots
 from mop_bench.report.export import (
     COLUMNS,
     group_key_id,
@@ -15,6 +16,7 @@ from mop_bench.report.export import (
     markdown_table,
     write_tables,
 )
+from mop_bench.report.headline import Headline, facts, nav, results_root, verdicts
 from mop_bench.report.load import REPORT, RunData, load_run, read_json_file, resolve_run_paths
 from mop_bench.report.normalised import (
     DEFAULT_FLOOR,
@@ -24,7 +26,7 @@ from mop_bench.report.normalised import (
     norm_view,
     normalise,
 )
-from mop_bench.report.paired import CACHE_DIR, analyse, apply_ranks
+from mop_bench.report.paired import CACHE_DIR, PairedAnalysis, analyse, apply_ranks
 from mop_bench.report.paired_view import (
     PAIRED_COLUMNS,
     SIGN,
@@ -35,7 +37,14 @@ from mop_bench.report.paired_view import (
 )
 from mop_bench.report.render import fmt_interval, relative_link, render_page
 from mop_bench.report.stats import TIE_RULE
-from mop_bench.report.views import cost_view, group_view, key_rows, mop_gaps, reference_view
+from mop_bench.report.views import (
+    by_rank,
+    cost_view,
+    group_view,
+    key_rows,
+    mop_gaps,
+    reference_view,
+)
 
 #: Stem of the comparison's exports: summary.csv, summary.json, summary.md.
 SUMMARY = "summary"
@@ -62,6 +71,7 @@ def render_comparison(
     render_runs: bool = True,
     bootstrap: BootstrapSettings | None = None,
     floor: str | None = None,
+    reference: str | None = None,
 ) -> Path:
     """Write comparison.html (ablation.html for an ablation) into `comp_dir`.
 
@@ -69,7 +79,11 @@ def render_comparison(
     report is rendered too (unless `render_runs` is False), so the page's links work.
     `bootstrap` sets the paired tests' draws and seed (their draws are cached in
     `comp_dir/paired_cache/`). `floor` names the simulator scored 0 by the normalised
-    score (None: comparison.json's "floor", else `temperature-only`).
+    score (None: comparison.json's "floor", else `temperature-only`). `reference` names
+    the simulator the plots show paired differences from (None: comparison.json's
+    "reference", else `mop` where present, else the first simulator).
+    A comparison made by `compare` (under <results>/comparisons/) also refreshes the
+    results folder's index page, which its pages link to.
     """
     comp_dir = Path(comp_dir)
     meta_path = comp_dir / "comparison.json"
@@ -82,11 +96,6 @@ def render_comparison(
     if not paths:
         raise ValueError(f"{meta_path}: field 'runs' lists no run directories")
     runs = [load_run(p) for p in paths]
-    if render_runs:
-        from mop_bench.report.run import render_run
-
-        for run in runs:
-            render_run(run.path)
     kept, excluded = load_comparable(runs)
     if not kept:
         raise ValueError(f"{meta_path}: none of the listed runs has metrics.json")
@@ -97,8 +106,12 @@ def render_comparison(
     norm = normalise(group, paired, floor)
     task = str(meta.get("task") or kept[0].task)
     page = comp_dir / ("ablation.html" if ablation else "comparison.html")
-    view = group_view(group, comp_dir)
-    order = [row["sim"] for row in view["rows"]]
+    order = by_rank(group)
+    listed = [str(s) for s in meta.get("sims") or []] + group.sims
+    ref, ref_note = choose_reference(
+        group, list(dict.fromkeys(listed)), reference, meta.get("reference")
+    )
+    view = group_view(group, comp_dir, metric_plots=difference_plots(group, paired, ref, order))
     records = [{"table": "simulators"} | r for r in group_records(task, 1, group, norm)]
     records += paired_records(task, 1, group_key_id(group), group, paired)
     # New columns go last: readers of the earlier summary.csv keep their positions.
@@ -108,8 +121,29 @@ def render_comparison(
     markdown += "\n" + norm_markdown(norm, order)
     if paired.metrics:
         markdown += "\n" + paired_markdown(paired, group)
+        markdown += f"\nPlots: paired differences from {ref} (the plots' reference).\n"
     (comp_dir / SUMMARY).with_suffix(".md").write_text(markdown, encoding="utf-8")
+    from mop_bench.report.index import render_index
+
+    root = results_root(comp_dir)
+    if root is not None:
+        render_index(root)  # before the run pages, which link to it
+    if render_runs:  # after summary.json: run pages quote its verdicts
+        from mop_bench.report.run import render_run
+
+        for run in runs:
+            render_run(run.path)
+        if root is not None:
+            render_index(root)  # now listing those pages
+    head = Headline(
+        facts(kept, preset=meta.get("preset"), seeds=meta.get("seeds")),
+        verdicts(records),
+        _headline_note(paired, ref, ref_note),
+    )
     context = {
+        "headline": head,
+        "nav": nav(comp_dir, root),
+        "reference_sim": ref,
         "title": f"{'Ablation' if ablation else 'Comparison'} on {task}",
         "task": task,
         "ablation": ablation,
@@ -145,16 +179,33 @@ def render_comparison(
     return render_page(page, "comparison.html.j2", **context)
 
 
+def _headline_note(paired: PairedAnalysis, ref: str | None, ref_note: str) -> str:
+    if not paired.metrics:
+        return "No paired tests: fewer than two simulators besides the calibration row."
+    s = paired.settings
+    text = (
+        f"Verdicts from paired bootstrap tests ({s.draws} draws, Holm-corrected over the "
+        f"pairs of each metric at α = {s.alpha}); the plots show differences from {ref}."
+    )
+    return text + (f" Note: {ref_note}." if ref_note else "")
+
+
 def render_ablation(
     comp_dir: Path,
     *,
     render_runs: bool = True,
     bootstrap: BootstrapSettings | None = None,
     floor: str | None = None,
+    reference: str | None = None,
 ) -> Path:
     """MoP and its ablations as one table beside the paper's Table 4 (writes ablation.html)."""
     return render_comparison(
-        comp_dir, ablation=True, render_runs=render_runs, bootstrap=bootstrap, floor=floor
+        comp_dir,
+        ablation=True,
+        render_runs=render_runs,
+        bootstrap=bootstrap,
+        floor=floor,
+        reference=reference,
     )
 
 

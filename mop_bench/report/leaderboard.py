@@ -16,7 +16,8 @@ from pathlib import Path
 from mop_bench.report.aggregate import dedupe, summarise
 from mop_bench.report.board_groups import board_groups
 from mop_bench.report.bootstrap import BootstrapSettings
-from mop_bench.report.export import COLUMNS, group_records, write_tables
+from mop_bench.report.export import COLUMNS, group_key_id, group_records, write_tables
+from mop_bench.report.headline import Headline, facts, nav, verdicts
 from mop_bench.report.load import REPORT, RunData, find_run_dirs, load_run
 from mop_bench.report.normalised import (
     DEFAULT_FLOOR,
@@ -26,6 +27,7 @@ from mop_bench.report.normalised import (
     normalise,
 )
 from mop_bench.report.paired import CACHE_DIR, analyse, apply_ranks
+from mop_bench.report.paired_view import paired_records
 from mop_bench.report.render import relative_link, render_page
 from mop_bench.report.stats import TIE_RULE
 from mop_bench.report.views import group_view, key_rows, reference_view
@@ -105,8 +107,12 @@ def build_leaderboard(
             )
             apply_ranks(group, paired)
             norm = normalise(group, paired, floor)
-            records.extend(group_records(task, n, group, norm))
+            rows = group_records(task, n, group, norm)
+            records.extend(rows)
             view = group_view(group, out_dir, plots=False)
+            # The verdicts a comparison of these runs states (same tests, same records).
+            pairs = paired_records(task, n, group_key_id(group), group, paired)
+            head = Headline(facts(list(board.runs), seeds=board.seeds), verdicts(rows + pairs))
             views.append(
                 {
                     "n": n,
@@ -115,6 +121,7 @@ def build_leaderboard(
                     "seeds": ", ".join(map(str, board.seeds)),
                     "key": key_rows(board.key),
                     "view": view,
+                    "headline": head,
                     "norm": norm_view(norm, [row["sim"] for row in view["rows"]]),
                 }
             )
@@ -122,9 +129,21 @@ def build_leaderboard(
             {"task": task, "groups": views, "reference": reference_view(task, highlight="MoP")}
         )
     write_tables(records, out_dir / STEM, [*COLUMNS, *NORM_COLUMNS])
-    return render_page(
+    from mop_bench.report.index import render_index
+
+    # The results folder's index is written only where the board is (the default).
+    own_index = out_dir.resolve() == results_dir.resolve()
+    if own_index:
+        out_dir = results_dir  # one spelling, for the links below
+        render_index(results_dir)  # before the page, which links to it
+    page = render_page(
         out,
         "leaderboard.html.j2",
+        nav=[
+            link
+            for link in nav(out_dir, results_dir if out_dir == results_dir else None)
+            if link[0] != "leaderboard"  # this page
+        ],
         sections=sections,
         results_dir=_shown_results_dir(results_dir, out_dir),
         n_runs=len(runs),
@@ -140,6 +159,9 @@ def build_leaderboard(
         json_name=f"{STEM}.json",
         tie_rule=TIE_RULE,
     )
+    if own_index:
+        render_index(results_dir)  # now listing the board
+    return page
 
 
 def _shown_results_dir(results_dir: Path, out_dir: Path) -> str:

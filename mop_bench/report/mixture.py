@@ -88,3 +88,110 @@ def diagnostics_view(run: RunData) -> dict[str, Any] | None:
         "collapsed": bool(mix.get("collapsed")),
         "reasons": mix.get("reasons") or [],
     }
+
+
+# ----------------------------------------------------------------------------- the fit
+
+#: Fewer points than this make a line that says nothing (two epochs: a 2-point "curve").
+MIN_CURVE_POINTS = 3
+
+
+def fit_view(run_dir: Path, mixture: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Personas, fit plots, cost and settings of a MoP-family fit (None without a fit).
+
+    Plots only what the fit record can show: each persona's posterior mass at the end of
+    the fit beside its temperature (`train.persona_responsibility`, `taus`), and the
+    training loss per pass over the blocks (`train.steps`) when there are at least
+    MIN_CURVE_POINTS passes; an old record's per-epoch `curve` likewise. Else no plot.
+    """
+    fit_path = run_dir / "fit" / "fit.json"
+    personas_path = run_dir / "fit" / "personas.json"
+    if not fit_path.is_file() and not personas_path.is_file():
+        return None
+    out: dict[str, Any] = {"personas": [], "plots": [], "cost": [], "settings": []}
+    if personas_path.is_file():
+        out["personas"] = personas_view(personas_path, mixture)
+    if not fit_path.is_file():
+        return out
+    from mop_bench.report.render import flatten, show
+
+    fit = read_json_file(fit_path)
+    if not isinstance(fit, dict):
+        raise ValueError(f"{fit_path}: expected a JSON object")
+    train = fit.get("train") or {}
+    try:
+        out["plots"] = _fit_plots(fit, train)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"{fit_path}: unreadable fit record for its plots ({exc})") from exc
+    scoring = fit.get("scoring") or {
+        k: train[k]
+        for k in ("lm_scorings", "score_tokens", "score_seconds", "blocks", "cache_hits_from_disk")
+        if k in train
+    }
+    out["cost"] = [(f"scoring.{k}", v) for k, v in scoring.items()]
+    synthesis = fit.get("persona_synthesis") or {}
+    out["cost"] += [(f"persona_synthesis.{k}", v) for k, v in synthesis.items()]
+    if "wall_seconds" in fit:
+        out["cost"].append(("wall_seconds", fit["wall_seconds"]))
+    out["settings"] = [(k, show(v)) for k, v in flatten(fit.get("settings") or {})]
+    return out
+
+
+def _fit_plots(fit: dict[str, Any], train: dict[str, Any]) -> list[dict[str, str]]:
+    from mop_bench.report import plots
+
+    out = []
+    mass = train.get("persona_responsibility")
+    if isinstance(mass, list) and len(mass) > 1 and sum(float(m) for m in mass) > 0:
+        taus = fit.get("taus") if isinstance(fit.get("taus"), list) else None
+        trained = train.get("personas_trained")
+        out.append(
+            {
+                "uri": plots.persona_mass(
+                    [float(m) for m in mass],
+                    [float(t) for t in taus] if taus and len(taus) == len(mass) else None,
+                    set(trained) if isinstance(trained, list) else None,
+                ),
+                "caption": "Each persona's share of the training texts' posterior mass at the "
+                "end of the fit (bars; the weight its temperature's gradient gets) and its "
+                "fitted temperature (diamonds). Grey: a temperature that never moved from its "
+                "start. A mixture that uses few personas piles its mass on few bars.",
+            }
+        )
+    passes = _pass_losses(train)
+    if passes is not None:
+        xs, ys, label = passes
+        out.append(
+            {
+                "uri": plots.loss_curve(xs, ys, "pass over the training blocks"),
+                "caption": f"Training loss of the gates and temperatures ({label}; the "
+                "entropy penalty included). A new epoch re-selects the candidates it scores, "
+                "so the loss can step there.",
+            }
+        )
+    elif len(fit.get("curve") or []) >= MIN_CURVE_POINTS:  # records before `train`
+        curve = fit["curve"]
+        out.append(
+            {
+                "uri": plots.loss_curve(
+                    [float(p["epoch"]) for p in curve],
+                    [float(p["loss"]) for p in curve],
+                    "epoch",
+                ),
+                "caption": "Training loss of the gates and temperatures per epoch.",
+            }
+        )
+    return out
+
+
+def _pass_losses(train: dict[str, Any]) -> tuple[list[float], list[float], str] | None:
+    """Mean loss per pass over the training blocks (every block once per pass)."""
+    steps, blocks = train.get("steps"), train.get("blocks")
+    if not isinstance(steps, list) or not isinstance(blocks, int) or blocks < 1:
+        return None
+    n = len(steps) // blocks
+    if n < MIN_CURVE_POINTS:
+        return None
+    means = [sum(map(float, steps[k * blocks : (k + 1) * blocks])) / blocks for k in range(n)]
+    label = f"mean over the {blocks} block(s) of each pass, {n} passes"
+    return [float(k + 1) for k in range(n)], means, label

@@ -6,8 +6,10 @@ rows in sample-index order) and `metrics.json` (values, settings, held-out NLL r
 They are checked before use: a run whose golden set or sample count does not match the
 rest of its seed is not paired (and the table says so), and held-out NLL rows must add
 up to the recorded value. Draws are cached per run in `<comparison>/paired_cache/`,
-keyed by the hashes of the run's metrics.json and embeddings.npz and the bootstrap
-settings, so re-rendering a comparison does not recompute them.
+keyed by the SHA-256 of the run's metrics.json and embeddings.npz and the bootstrap
+settings, so re-rendering a comparison does not recompute them. A published copy of a
+run keeps no embeddings.npz, but its published.json records the file's SHA-256: its key
+is the full run's, and its draws (hence its verdicts) are the full run's.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import numpy as np
 from mop_bench.report import bootstrap as bs
 from mop_bench.report.aggregate import Group
 from mop_bench.report.load import METRICS, RunData
+from mop_bench.report.manifest import omitted
 from mop_bench.report.paired_inputs import (
     EMBEDDINGS,
     RunInputs,
@@ -84,12 +87,31 @@ class PairedAnalysis:
 # ----------------------------------------------------------------------------- draws
 
 
+def _digest(run: RunData, name: str) -> bytes:
+    path = run.path / name
+    if path.is_file():
+        return hashlib.sha256(path.read_bytes()).digest()
+    entry = omitted(run.path, name)  # a published copy: the left-out file's digest
+    return bytes.fromhex(entry["sha256"]) if entry is not None else b"<absent>"
+
+
 def _run_key(run: RunData, settings: bs.BootstrapSettings) -> str:
     h = hashlib.sha256(json.dumps(settings.draw_key(), sort_keys=True).encode())
     h.update(f"\0{run.sim}\0{run.seed}\0".encode())
     for name in (METRICS, EMBEDDINGS):
-        path = run.path / name
-        h.update(path.read_bytes() if path.is_file() else b"<absent>")
+        h.update(_digest(run, name))
+    return h.hexdigest()[:32]
+
+
+def _legacy_key(run: RunData, settings: bs.BootstrapSettings) -> str | None:
+    """The key caches were written under before it hashed digests (the files' bytes
+    themselves): those entries are still found, and copied under the current key."""
+    if not (run.path / EMBEDDINGS).is_file():
+        return None
+    h = hashlib.sha256(json.dumps(settings.draw_key(), sort_keys=True).encode())
+    h.update(f"\0{run.sim}\0{run.seed}\0".encode())
+    for name in (METRICS, EMBEDDINGS):
+        h.update((run.path / name).read_bytes())
     return h.hexdigest()[:32]
 
 
@@ -208,25 +230,34 @@ def _draws_with_cache(
     paths: dict[str, Path] = {}
     for i in inputs:
         wanted = [m for m in bs.PAIRED_METRICS if m not in i.missing]
-        entry = None
         name = f"{_run_key(i.run, settings)}.npz"
         if cache is not None:
             paths[i.run.sim] = cache / name
-            entry = _read_cache(paths[i.run.sim], wanted, settings)
-        for other in read_also:
-            if entry is None:
-                entry = _read_cache(other / name, wanted, settings)
-                if entry is not None and cache is not None:
-                    _write_cache(paths[i.run.sim], {m: entry[m] for m in wanted})
+        entry, found = None, None
+        legacy = _legacy_key(i.run, settings)
+        for key in [name] + ([f"{legacy}.npz"] if legacy else []):
+            for folder in ([cache] if cache is not None else []) + list(read_also):
+                entry = _read_cache(folder / key, wanted, settings)
+                if entry is not None:
+                    found = folder / key
+                    break
+            if entry is not None:
+                break
         if entry is None:
             todo.append(i)
-        else:
-            got[i.run.sim] = {m: entry[m] for m in wanted}
+            continue
+        got[i.run.sim] = {m: entry[m] for m in wanted}
+        if cache is not None and found != paths[i.run.sim]:
+            _write_cache(paths[i.run.sim], got[i.run.sim])
     if todo:
         fresh = seed_draws(todo, seed, settings, timing)
         for i in todo:
             got[i.run.sim] = fresh[i.run.sim]
-            if cache is not None:
+            if i.published:  # no embeddings to draw from: those metrics are not paired
+                why = f"{i.run.sim}: {EMBEDDINGS} was not published and no cached draws match"
+                for m in ("fid", "mauve", "kl_cosine"):
+                    i.missing.setdefault(m, why)
+            elif cache is not None:
                 _write_cache(paths[i.run.sim], fresh[i.run.sim])
     return got
 
@@ -277,12 +308,7 @@ def analyse(
             cache,
             ", ".join(f"{m} {t:.1f} s" for m, t in seconds.items()),
         )
-    sizes = {
-        seed: (len(i.synth), len(i.real))
-        for seed, ins in by_seed.items()
-        for i in ins
-        if i.synth is not None and i.real is not None
-    }
+    sizes = {seed: i.sizes for seed, ins in by_seed.items() for i in ins if i.sizes is not None}
     # Only the paired simulators' runs: the power line describes their design.
     by_seed = {seed: [i for i in ins if i.run.sim in sims] for seed, ins in by_seed.items()}
     index = {(i.run.sim, s): i for s, ins in by_seed.items() for i in ins}
@@ -299,13 +325,13 @@ def analyse(
                 a_better = (r.test.difference > 0) == hib
                 r.better = r.a if a_better else r.b
         pairs[m] = results
-    emb = [i for ins in by_seed.values() for i in ins if i.synth is not None and i.real is not None]
+    emb = [i.sizes for ins in by_seed.values() for i in ins if i.sizes is not None]
     return PairedAnalysis(
         settings=settings,
         metrics=metrics,
         pairs=pairs,
-        n_synth=sorted({len(i.synth) for i in emb if i.synth is not None}),
-        n_real=sorted({len(i.real) for i in emb if i.real is not None}),
+        n_synth=sorted({n for n, _ in emb}),
+        n_real=sorted({n for _, n in emb}),
         seeds=sorted(by_seed),
         seconds=seconds,
         draws=draws,

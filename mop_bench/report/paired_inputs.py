@@ -19,6 +19,7 @@ import numpy as np
 
 from mop_bench.report import bootstrap as bs
 from mop_bench.report.load import METRICS, RunData
+from mop_bench.report.manifest import omitted
 
 EMBEDDINGS = "embeddings.npz"
 #: Golden embeddings of two runs of one seed closer than this are the same golden set.
@@ -37,6 +38,13 @@ class RunInputs:
     nll: tuple[tuple[str, ...], np.ndarray, np.ndarray] | None = None
     """(uids sorted, logprob, n_tokens) of the held-out NLL rows, in uid order."""
     missing: dict[str, str] = field(default_factory=dict)
+    sizes: tuple[int, int] | None = None
+    """(synthetic, golden) row counts: of the embeddings, or as a published copy records."""
+    golden: str | None = None
+    """golden_digest of the golden embeddings (published copies record it)."""
+    published: bool = False
+    """A published copy: no embeddings, so FID, MAUVE and KL-cosine draws come only
+    from the cache (report/manifest.py)."""
 
 
 def load_inputs(run: RunData) -> RunInputs:
@@ -46,14 +54,26 @@ def load_inputs(run: RunData) -> RunInputs:
         if run.value(m) is None:
             out.missing[m] = f"{run.sim} has no {m}"
     path = run.path / EMBEDDINGS
-    if not path.is_file():
+    entry = None if path.is_file() else omitted(run.path, EMBEDDINGS)
+    if path.is_file():
+        _read_embeddings(path, out)
+        assert out.real is not None and out.synth is not None
+        out.sizes = (len(out.synth), len(out.real))
+    elif entry is not None and _published_sizes(entry) is not None:
+        out.published, out.sizes = True, _published_sizes(entry)
+        out.golden = str(entry.get("golden") or "") or None
+    else:
         for m in ("fid", "mauve", "kl_cosine"):
             out.missing.setdefault(m, f"{run.sim}: {EMBEDDINGS} not found")
-    else:
-        _read_embeddings(path, out)
     if "heldout_nll" not in out.missing:
         out.nll = _nll_rows(run)
     return out
+
+
+def _published_sizes(entry: dict[str, Any]) -> tuple[int, int] | None:
+    n_synth, n_real = entry.get("n_synth"), entry.get("n_real")
+    ok = all(isinstance(n, int) and n > 0 for n in (n_synth, n_real))
+    return (int(n_synth), int(n_real)) if ok else None
 
 
 def _read_embeddings(path: Path, out: RunInputs) -> None:
@@ -153,28 +173,39 @@ def mauve_settings(run: RunData) -> tuple[int, float]:
 
 
 def check_pairing(inputs: list[RunInputs]) -> None:
-    """Runs of one seed must share the golden set and the sample count to be paired."""
+    """Runs of one seed must share the golden set and the sample count to be paired
+    (published copies, without embeddings: the same recorded golden digest)."""
     ref = next((i for i in inputs if i.real is not None), None)
-    if ref is None or ref.real is None or ref.synth is None:
+    ref = ref or next((i for i in inputs if i.sizes is not None), None)
+    if ref is None or ref.sizes is None:
         return
     for i in inputs:
-        if i is ref or i.real is None or i.synth is None:
+        if i is ref or i.sizes is None:
             continue
-        same = (
-            i.real.shape == ref.real.shape
-            and len(i.synth) == len(ref.synth)
-            and np.allclose(i.real, ref.real, rtol=0.0, atol=SAME_GOLDEN_ATOL)
-        )
+        if i.real is not None and ref.real is not None:
+            same = i.sizes == ref.sizes and np.allclose(
+                i.real, ref.real, rtol=0.0, atol=SAME_GOLDEN_ATOL
+            )
+        else:
+            key = golden_key(ref)
+            same = i.sizes == ref.sizes and key is not None and golden_key(i) == key
         if not same:
             why = (
                 f"{i.run.sim}: golden set or sample count differs from {ref.run.sim}'s (not paired)"
             )
             for m in ("fid", "mauve", "kl_cosine"):
                 i.missing.setdefault(m, why)
-            i.real = i.synth = None
+            i.real = i.synth = i.sizes = None
+            i.published = False
 
 
-def golden_key(i: RunInputs) -> bytes:
+def golden_digest(real: np.ndarray) -> str:
+    """SHA-256 of golden embeddings and their shape (published copies record it)."""
+    return hashlib.sha256(real.tobytes() + str(real.shape).encode()).hexdigest()
+
+
+def golden_key(i: RunInputs) -> str | None:
     """Runs with equal keys hold byte-identical golden embeddings (they share work)."""
-    assert i.real is not None
-    return hashlib.sha256(i.real.tobytes()).digest() + str(i.real.shape).encode()
+    if i.real is not None:
+        return golden_digest(i.real)
+    return i.golden

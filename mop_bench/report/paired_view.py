@@ -12,7 +12,7 @@ from typing import Any
 
 from mop_bench.report.aggregate import Group, metric_label
 from mop_bench.report.paired import PairedAnalysis, PairResult
-from mop_bench.report.render import fmt_num
+from mop_bench.report.render import fmt_bounds, fmt_num, fmt_value
 
 #: Columns the paired rows add to a comparison's summary.csv / summary.json.
 PAIRED_COLUMNS = [
@@ -96,8 +96,9 @@ def _row(r: PairResult) -> dict[str, Any]:
     return {
         "pair": f"{r.a} − {r.b}",
         "seeds": ", ".join(map(str, r.seeds)) or "—",
-        "difference": fmt_num(t.difference) if t else "—",
-        "ci": f"[{fmt_num(t.ci_low)}, {fmt_num(t.ci_high)}]" if t else "—",
+        # Rounded by the interval's width (render.fmt_value), as every estimate.
+        "difference": fmt_value(t.difference, (t.ci_high - t.ci_low) / 2) if t else "—",
+        "ci": fmt_bounds(t.ci_low, t.ci_high) if t else "—",
         "p": fmt_p(t.p if t else None),
         "p_holm": fmt_p(r.p_holm),
         "verdict": r.verdict,

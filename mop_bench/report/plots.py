@@ -105,6 +105,20 @@ def projection(
             "the same width"
         )
     pr, ps, ratio = pca_2d(real, synth)
+    return projection_2d(pr, ps, ratio, real_labels, synth_labels, label_names, cap)
+
+
+def projection_2d(
+    pr: np.ndarray,
+    ps: np.ndarray,
+    ratio: np.ndarray,
+    real_labels: np.ndarray | None = None,
+    synth_labels: np.ndarray | None = None,
+    label_names: Sequence[str] = (),
+    cap: int = 1500,
+) -> str:
+    """The projection plot from points already projected (a published run keeps these
+    instead of its embeddings: report/manifest.py)."""
     ir, is_ = _thin(len(pr), cap), _thin(len(ps), cap)
     markers = ["o", "^", "s", "D", "v", "P", "X", "*"]
     fig = _figure(6.0, 5.0)
@@ -136,19 +150,6 @@ def projection(
     ax.set_ylabel(f"PC 2 ({ratio[1]:.0%} of variance)")
     # Below the axes, so the legend never hides points.
     fig.legend(loc="outside lower center", frameon=False, fontsize=7, ncols=4, markerscale=1.6)
-    ax.grid(alpha=0.25)
-    return _to_uri(fig)
-
-
-def fit_curve(curve: Sequence[dict[str, Any]]) -> str:
-    """Training loss per epoch of the MoP gates."""
-    xs = [float(p["epoch"]) for p in curve]
-    ys = [float(p["loss"]) for p in curve]
-    fig = _figure(5.0, 3.0)
-    ax = fig.add_subplot()
-    ax.plot(xs, ys, marker="o", color=REAL_COLOR)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss (negative log mixture likelihood)")
     ax.grid(alpha=0.25)
     return _to_uri(fig)
 
@@ -188,5 +189,132 @@ def interval_plot(
     ax.set_ylabel(plain(ylabel))
     if not categorical and len(series) > 1:
         ax.legend(frameon=False, fontsize=8)
+    ax.grid(alpha=0.25)
+    return _to_uri(fig)
+
+
+#: Marker colour and fill per paired verdict against the reference.
+_VERDICT_STYLE = {
+    "better": ("#1e7b3a", True, "better than the reference (Holm-corrected)"),
+    "worse": ("#c0392b", True, "worse than the reference (Holm-corrected)"),
+    "tie": ("#5d6675", False, "tie (not separated after correction)"),
+}
+
+
+def difference_plot(
+    rows: Sequence[tuple[str, float | None, float | None, float | None, str]],
+    *,
+    metric: str,
+    reference: str,
+    higher_is_better: bool,
+) -> str:
+    """Paired differences from `reference`, one row per (name, difference, low, high,
+    verdict); verdict 'better'/'worse'/'tie' sets the marker, 'not tested' a note."""
+    from matplotlib.lines import Line2D
+
+    n = len(rows)
+    fig = _figure(5.6, 1.5 + 0.42 * n)
+    ax = fig.add_subplot()
+    ys = np.arange(n)[::-1]  # the first row on top, as in the tables
+    span: list[float] = [0.0]
+    seen: list[str] = []
+    for y, (_, diff, lo, hi, verdict) in zip(ys, rows, strict=True):
+        if diff is None or lo is None or hi is None or verdict not in _VERDICT_STYLE:
+            ax.text(0.0, y, "not tested", ha="center", va="center", fontsize=8, color="#5d6675")
+            continue
+        color, filled, _ = _VERDICT_STYLE[verdict]
+        seen.append(verdict)
+        span += [lo, hi]
+        ax.errorbar(
+            [diff],
+            [y],
+            xerr=[[diff - lo], [hi - diff]],
+            fmt="o",
+            color=color,
+            mfc=color if filled else "white",
+            mew=1.5,
+            ms=7,
+            capsize=4,
+        )
+    ax.axvline(0.0, color="#1d2330", linewidth=1.0, linestyle="--")
+    lo_x, hi_x = min(span), max(span)
+    pad = 0.08 * (hi_x - lo_x) or 1.0
+    ax.set_xlim(lo_x - pad, hi_x + pad)
+    ax.set_yticks(ys, [plain(r[0]) for r in rows])
+    ax.set_ylim(-0.7, n - 0.3)
+    ax.set_xlabel(plain(f"{metric}: simulator − {reference}"))
+    # Which side is better, on the axes: a reader should not need the caption for it.
+    left, right = ("worse", "better") if higher_is_better else ("better", "worse")
+    ax.text(
+        0.0,
+        1.01,
+        plain(f"← {left} than {reference}"),
+        transform=ax.transAxes,
+        ha="left",
+        va="bottom",
+        fontsize=8,
+    )
+    ax.text(
+        1.0,
+        1.01,
+        plain(f"{right} than {reference} →"),
+        transform=ax.transAxes,
+        ha="right",
+        va="bottom",
+        fontsize=8,
+    )
+    handles = [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            color=color,
+            mfc=color if filled else "white",
+            mew=1.5,
+            label=label,
+        )
+        for v, (color, filled, label) in _VERDICT_STYLE.items()
+        if v in seen
+    ]
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", frameon=False, fontsize=7, ncols=2)
+    ax.grid(alpha=0.25, axis="x")
+    return _to_uri(fig)
+
+
+def persona_mass(
+    mass: Sequence[float], taus: Sequence[float] | None, trained: set[int] | None
+) -> str:
+    """Per persona: share of the posterior mass (bars) and fitted temperature (diamonds)."""
+    share = np.asarray(mass, dtype=float) / float(np.sum(mass))
+    x = np.arange(len(share))
+    colors = [
+        SERIES_COLORS[0] if trained is None or k in trained else "#9aa3b0" for k in range(len(x))
+    ]
+    fig = _figure(6.0, 3.2)
+    ax = fig.add_subplot()
+    ax.bar(x, share, color=colors)
+    ax.set_xlabel("persona (# of the persona table)")
+    ax.set_ylabel("share of posterior mass")
+    ax.set_xticks(x, [str(k) for k in x], fontsize=7 if len(x) > 20 else 9)
+    ax.grid(alpha=0.25, axis="y")
+    if taus is not None:
+        right = ax.twinx()
+        moved = [trained is None or k in trained for k in range(len(x))]
+        right.scatter(x, taus, marker="D", s=16, c=[SYNTH_COLOR if m else "#9aa3b0" for m in moved])
+        right.set_ylabel("fitted temperature", color=SYNTH_COLOR)
+        lo, hi = min(taus), max(taus)
+        right.set_ylim(min(0.0, lo - 0.1), hi + 0.1)
+    return _to_uri(fig)
+
+
+def loss_curve(xs: Sequence[float], ys: Sequence[float], xlabel: str) -> str:
+    """A training loss over passes or epochs."""
+    fig = _figure(5.0, 3.0)
+    ax = fig.add_subplot()
+    ax.plot(xs, ys, marker="o", color=REAL_COLOR)
+    ax.set_xlabel(plain(xlabel))
+    ax.set_ylabel("training loss")
     ax.grid(alpha=0.25)
     return _to_uri(fig)

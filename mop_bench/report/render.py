@@ -33,6 +33,7 @@ def environment() -> Any:
     env.filters["pct"] = fmt_pct
     env.filters["arrow"] = arrow
     env.filters["iv"] = fmt_interval
+    env.filters["est"] = fmt_estimate
     return env
 
 
@@ -73,16 +74,74 @@ def arrow(higher_is_better: bool) -> str:
     return "↑ higher is better" if higher_is_better else "↓ lower is better"
 
 
+#: Significant figures of an interval's half-width; its estimate gets the same decimals.
+SIG_FIGS = 2
+#: Beyond this many decimals a half-width is round-off, not precision: fmt_num instead.
+_MAX_DECIMALS = 8
+
+
+def decimals_for(width: float | None, sig: int = SIG_FIGS) -> int | None:
+    """Decimal places that show `width` with `sig` significant figures (None: no usable
+    width, the caller falls back to fmt_num)."""
+    if width is None or not math.isfinite(width) or width <= 0:
+        return None
+    places = sig - 1 - math.floor(math.log10(abs(width)))
+    # Rounding can carry into a new digit (0.0996 -> 0.10): one place fewer then.
+    if round(abs(width), places) >= 10 ** (sig - places):
+        places -= 1
+    return None if places > _MAX_DECIMALS else max(0, places)
+
+
+def fmt_value(value: float | None, half_width: float | None) -> str:
+    """`value` with the decimals that show `half_width` (its interval's) to SIG_FIGS
+    significant figures; fmt_num's rounding where there is no usable half-width."""
+    if value is None:
+        return "—"
+    places = decimals_for(half_width)
+    if places is None or not math.isfinite(value):
+        return fmt_num(value)
+    text = f"{value:,.{places}f}"
+    # "-0.00" reads as a sign where there is none.
+    return text[1:] if text.startswith("-") and not any(c in "123456789" for c in text) else text
+
+
+def fmt_estimate(value: float | None, half_width: float | None) -> str:
+    """'value ± half-width' rounded by the interval: the half-width to SIG_FIGS
+    significant figures and the value to the same decimal place (0.409 ± 0.0043 shows
+    as 0.4090 ± 0.0043, 0.441 ± 0.058 as 0.441 ± 0.058). Pages, tables and exports
+    round an estimate here, so a number never shows more precision than its interval
+    supports, nor hides a difference the interval resolves. Without a half-width, the
+    value alone as fmt_num writes it."""
+    if value is None:
+        return "—"
+    if half_width is None:
+        return fmt_value(value, None)
+    if decimals_for(half_width) is None:
+        return f"{fmt_num(value)} ± {fmt_num(0.0)}"
+    return f"{fmt_value(value, half_width)} ± {fmt_value(half_width, half_width)}"
+
+
+def fmt_bounds(low: float | None, high: float | None, value: float | None = None) -> str:
+    """'[low, high]' with the decimals of its half-width (as fmt_estimate); with `value`,
+    'value [low, high]'."""
+    if low is None or high is None:
+        return "—" if value is None else fmt_num(value)
+    half = (high - low) / 2.0
+    body = f"[{fmt_value(low, half)}, {fmt_value(high, half)}]"
+    return body if value is None else f"{fmt_value(value, half)} {body}"
+
+
 def fmt_interval(iv: Interval | None, digits: int = 3) -> str:
-    """'mean ± half-width', or 'value (1 seed, no interval)'."""
+    """'mean ± half-width' (rounded by fmt_estimate), or 'value (1 seed, no interval)'."""
     if iv is None:
         return "—"
     if iv.half_width is None:
         return f"{fmt_num(iv.mean, digits)} (1 seed, no interval)"
     half = iv.half_width
     if half <= 1e-9 * max(1.0, abs(iv.mean)):
-        half = 0.0  # identical replicates: round-off of the variance, not spread
-    return f"{fmt_num(iv.mean, digits)} ± {fmt_num(half, digits)}"
+        # Identical replicates: round-off of the variance, not spread.
+        return f"{fmt_num(iv.mean, digits)} ± {fmt_num(0.0, digits)}"
+    return fmt_estimate(iv.mean, half)
 
 
 def relative_link(target: Path, from_dir: Path) -> str:

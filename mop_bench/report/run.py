@@ -9,11 +9,15 @@ from typing import Any
 from mop_bench import reference
 from mop_bench.report.aggregate import metric_label, metric_order
 from mop_bench.report.format_view import format_note, format_view
+from mop_bench.report.headline import Headline, facts, nav, run_comparisons
 from mop_bench.report.load import REPORT, TIMING, RunData, load_run, read_json_file, read_jsonl
-from mop_bench.report.mixture import diagnostics_view, personas_view
-from mop_bench.report.render import flatten, render_page, show, shown_path
+from mop_bench.report.manifest import EXCERPT, left_out_note, omitted
+from mop_bench.report.mixture import diagnostics_view, fit_view
+from mop_bench.report.render import flatten, fmt_num, relative_link, render_page, show, shown_path
+from mop_bench.report.run_plots import cosine_plot, projection
 from mop_bench.report.views import reference_view
 
+GENERATIONS = "generations.jsonl"
 #: Generation details shown inline next to a synthetic sample (longer ones go in a fold).
 _INLINE_DETAIL_CHARS = 80
 
@@ -26,11 +30,53 @@ def render_run(run_dir: Path, *, samples_per_label: int = 5) -> Path:
     return render_page(run_dir / REPORT, "run.html.j2", **context)
 
 
+def _generations(run: RunData) -> tuple[list[dict[str, Any]] | None, int | None, str]:
+    """(rows, how many the run generated, note): generations.jsonl, or in a published
+    copy the excerpt of it that the page quotes (report/manifest.py)."""
+    gens = _read_optional_jsonl(run.path / GENERATIONS)
+    if gens is not None:
+        return gens, len(gens), ""
+    note = left_out_note(run.path, GENERATIONS)
+    if note is None:
+        return None, None, ""
+    rows = _read_optional_jsonl(run.path / EXCERPT)
+    n = (omitted(run.path, GENERATIONS) or {}).get("rows")
+    shown = f"; the texts below are the {len(rows)} it quotes ({EXCERPT})" if rows else ""
+    return rows, n if isinstance(n, int) else None, note + shown
+
+
+def _headline(run: RunData, comparisons: list[dict[str, Any]]) -> Headline:
+    values = [
+        f"{metric_label(m)} {fmt_num(run.value(m))}"
+        for m in ("fid", "mauve", "kl_cosine", "heldout_nll")
+        if run.value(m) is not None
+    ]
+    head = Headline(facts([run]) + ([("values", " · ".join(values))] if values else []))
+    if not comparisons:
+        head.note = (
+            "No comparison under this results folder lists this run: paired verdicts come "
+            "from a comparison (mop-bench compare), where runs of one seed share contexts."
+        )
+    return head
+
+
 def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
     spec = run.spec
-    gens = _read_optional_jsonl(run.path / "generations.jsonl")
+    gens, n_generations, published = _generations(run)
     golden = _read_optional_jsonl(run.path / "golden_sample.jsonl")
+    comparisons = run_comparisons(run.path)
+    root = run.path.parent.parent
     return {
+        "headline": _headline(run, comparisons),
+        "comparisons": [
+            c | {"href": relative_link(c["page"], run.path)} for c in comparisons if c["rendered"]
+        ],
+        "nav": nav(
+            run.path,
+            root,
+            [(f"comparison {c['name']}", c["page"]) for c in comparisons if c["rendered"]],
+        ),
+        "published": published,
         "run": {
             "sim": run.sim,
             "task": run.task,
@@ -38,7 +84,7 @@ def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
             "fingerprint": run.fingerprint,
             "created": str(run.config.get("created", "")),
             "description": str(spec["simulator"].get("description", "")),
-            "n_generations": None if gens is None else len(gens),
+            "n_generations": n_generations,
             # Runs live at <results>/<task>/<sim>-<fingerprint>.
             "path": f"{run.path.parent.name}/{run.path.name}",
         },
@@ -51,10 +97,10 @@ def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
             run.task, highlight=reference.paper_method_for(spec["simulator"])
         ),
         "samples": _samples(run, gens, golden, samples_per_label),
-        "cosine_plot": _cosine_plot(run),
-        "projection": _projection(run),
+        "cosine_plot": cosine_plot(run),
+        "projection": projection(run),
         "per_label": _per_label(run),
-        "mop": _mop_section(run.path, run.mixture),
+        "mop": fit_view(run.path, run.mixture),
         "mixture": diagnostics_view(run),
         "transfer": _paths(_transfer(run), run),
         "spec_sections": [(name, _paths(rows, run)) for name, rows in _spec_sections(spec)],
@@ -64,10 +110,8 @@ def run_context(run: RunData, *, samples_per_label: int = 5) -> dict[str, Any]:
     }
 
 
-def _paths(rows: list[tuple[str, Any]] | None, run: RunData) -> list[tuple[str, Any]] | None:
-    """Rows as shown: absolute paths relative to the data or results folder."""
-    if rows is None:
-        return None
+def path_bases(run: RunData) -> dict[str, Path]:
+    """The folders a shown path is made relative to (render.shown_path)."""
     from mop_bench.paths import data_dir
 
     bases = {"results": run.path.parent.parent}
@@ -76,6 +120,14 @@ def _paths(rows: list[tuple[str, Any]] | None, run: RunData) -> list[tuple[str, 
         if found is not None:
             bases.setdefault("data dir", found)
     bases["mop-bench"] = Path(__file__).resolve().parents[2]  # built-in task cards
+    return bases
+
+
+def _paths(rows: list[tuple[str, Any]] | None, run: RunData) -> list[tuple[str, Any]] | None:
+    """Rows as shown: absolute paths relative to the data or results folder."""
+    if rows is None:
+        return None
+    bases = path_bases(run)
     return [(k, shown_path(show(v), bases)) for k, v in rows]
 
 
@@ -210,56 +262,6 @@ def _samples(
     }
 
 
-def _cosine_plot(run: RunData) -> dict[str, str]:
-    res = run.metrics.get("kl_cosine")
-    if res is None:
-        failed = run.errors.get("kl_cosine")
-        return {
-            "error": f"kl_cosine failed ({failed})"
-            if failed
-            else "no kl_cosine result in metrics.json"
-        }
-    d = res.get("details") or {}
-    edges = d.get("bin_edges", d.get("bins"))
-    if not isinstance(edges, list) or "real_hist" not in d or "synth_hist" not in d:
-        return {"error": "metrics.json: kl_cosine.details lacks bin_edges / real_hist / synth_hist"}
-    from mop_bench.report import plots
-
-    try:
-        return {"uri": plots.cosine_histogram(edges, d["real_hist"], d["synth_hist"])}
-    except ValueError as exc:
-        return {"error": f"metrics.json: {exc}"}
-
-
-def _projection(run: RunData) -> dict[str, str]:
-    path = run.path / "embeddings.npz"
-    if not path.is_file():
-        return {"error": f"{path.name} not found"}
-    import numpy as np
-
-    from mop_bench.report import plots
-
-    with np.load(path, allow_pickle=False) as npz:
-        missing = [k for k in ("real", "synth") if k not in npz.files]
-        if missing:
-            return {
-                "error": f"{path.name}: arrays {', '.join(missing)} missing "
-                f"(has {', '.join(npz.files)})"
-            }
-        arrays = {k: npz[k] for k in npz.files}
-    try:
-        uri = plots.projection(
-            arrays["real"],
-            arrays["synth"],
-            arrays.get("real_labels"),
-            arrays.get("synth_labels"),
-            run.label_names,
-        )
-    except ValueError as exc:
-        return {"error": f"{path.name}: {exc}"}
-    return {"uri": uri, "n_real": str(len(arrays["real"])), "n_synth": str(len(arrays["synth"]))}
-
-
 def _per_label(run: RunData) -> dict[str, Any] | None:
     """Per-label numbers: per_label's FID/KL-cosine (details.labels, or label-keyed
     details), label_fidelity's accuracy and downstream_f1's F1 per label."""
@@ -301,47 +303,6 @@ def _numbers(entry: dict[str, Any]) -> dict[str, Any]:
             v = v.get("value")
         if isinstance(v, int | float) and not isinstance(v, bool):
             out[key] = v
-    return out
-
-
-def _mop_section(run_dir: Path, mixture: dict[str, Any] | None) -> dict[str, Any] | None:
-    fit_path = run_dir / "fit" / "fit.json"
-    personas_path = run_dir / "fit" / "personas.json"
-    if not fit_path.is_file() and not personas_path.is_file():
-        return None
-    out: dict[str, Any] = {"personas": [], "curve": None, "cost": [], "settings": []}
-    if personas_path.is_file():
-        out["personas"] = personas_view(personas_path, mixture)
-    if fit_path.is_file():
-        fit = read_json_file(fit_path)
-        train = fit.get("train") or {}
-        curve = fit.get("curve") or train.get("epochs") or []
-        if curve:
-            from mop_bench.report import plots
-
-            try:
-                out["curve"] = plots.fit_curve(curve)
-            except (KeyError, TypeError, ValueError) as exc:
-                raise ValueError(
-                    f"{fit_path}: field 'curve' needs epoch and loss per point ({exc})"
-                ) from exc
-        scoring = fit.get("scoring") or {
-            k: train[k]
-            for k in (
-                "lm_scorings",
-                "score_tokens",
-                "score_seconds",
-                "blocks",
-                "cache_hits_from_disk",
-            )
-            if k in train
-        }
-        out["cost"] = [(f"scoring.{k}", v) for k, v in scoring.items()]
-        synthesis = fit.get("persona_synthesis") or {}
-        out["cost"] += [(f"persona_synthesis.{k}", v) for k, v in synthesis.items()]
-        if "wall_seconds" in fit:
-            out["cost"].append(("wall_seconds", fit["wall_seconds"]))
-        out["settings"] = [(k, show(v)) for k, v in flatten(fit.get("settings") or {})]
     return out
 
 

@@ -31,10 +31,19 @@ def reference_view(
     }
 
 
-def group_view(group: Group, page_dir: Path, *, plots: bool = True) -> dict[str, Any]:
-    """Rows (one per simulator) with interval text, spread, rank and report links."""
+def group_view(
+    group: Group,
+    page_dir: Path,
+    *,
+    plots: bool = True,
+    metric_plots: dict[str, dict[str, str]] | None = None,
+) -> dict[str, Any]:
+    """Rows (one per simulator) with interval text, spread, rank and report links.
+
+    `metric_plots` replaces a metric's dot-and-interval plot (comparison pages pass the
+    paired-difference plots of report/diff_plots.py for the paired metrics)."""
     rows = []
-    for sim in _by_rank(group):
+    for sim in by_rank(group):
         cells: dict[str, dict[str, Any] | None] = {}
         for m in group.metrics:
             c = group.cells.get((sim, m))
@@ -73,14 +82,14 @@ def group_view(group: Group, page_dir: Path, *, plots: bool = True) -> dict[str,
         "plots": [],
     }
     if plots:
-        view["plots"] = _metric_plots(group, hib)
+        view["plots"] = _metric_plots(group, hib, metric_plots or {})
     return view
 
 
 def cost_view(group: Group) -> dict[str, Any]:
     """Mean work per seed for each simulator (same row order as group_view)."""
     rows = []
-    for sim in _by_rank(group):
+    for sim in by_rank(group):
         cost, n_runs = group.cost(sim), len(group.runs_of(sim))
         cells = {}
         for name in COST_FIELDS:
@@ -94,11 +103,16 @@ def cost_view(group: Group) -> dict[str, Any]:
     return {"labels": COST_FIELDS, "rows": rows}
 
 
-def _metric_plots(group: Group, hib: dict[str, bool]) -> list[dict[str, str]]:
+def _metric_plots(
+    group: Group, hib: dict[str, bool], replaced: dict[str, dict[str, str]]
+) -> list[dict[str, str]]:
     from mop_bench.report import plots
 
     out = []
     for m in group.metrics:
+        if m in replaced:
+            out.append(replaced[m])
+            continue
         sims = [s for s in group.sims if group.cells[(s, m)].interval is not None]
         if not sims:
             continue
@@ -120,13 +134,14 @@ def _metric_plots(group: Group, hib: dict[str, bool]) -> list[dict[str, str]]:
         out.append(
             {
                 "uri": uri,
-                "caption": f"{metric_label(m)}: mean and 95% interval over seeds (hollow: one seed, no interval)",
+                "caption": f"{metric_label(m)}: mean and 95% t-interval over seeds (hollow: one "
+                "seed, no interval); no paired test, so ranks follow these intervals' overlap",
             }
         )
     return out
 
 
-def _by_rank(group: Group) -> list[str]:
+def by_rank(group: Group) -> list[str]:
     """Simulators best first by the first metric (rank, then mean); calibration last."""
     if not group.metrics:
         return list(group.sims)
