@@ -54,11 +54,12 @@ def test_selection_is_deterministic_per_group_and_best_last(lm, tmp_path: Path) 
     slots, record = _select(lm, pool, cache_dir=tmp_path / "a")
     again, record2 = _select(lm, pool, cache_dir=tmp_path / "b")
     assert [[ex.uid for ex in s] for s in slots] == [[ex.uid for ex in s] for s in again]
-    assert load_scores(record) == load_scores(record2)
+    assert load_scores(record, tmp_path / "a") == load_scores(record2, tmp_path / "b")
+    assert not record["path"].startswith("/")  # relative to the artifacts directory
     assert len(slots) == 2 and all(len(s) == 3 for s in slots)
     labels = sorted({ex.label for ex in pool})
     for slot, label, group, scores in zip(
-        slots, labels, record["groups"], load_scores(record), strict=True
+        slots, labels, record["groups"], load_scores(record, tmp_path / "a"), strict=True
     ):
         assert {ex.label for ex in slot} == {label}  # from the right group
         assert len(scores) == sum(ex.label == label for ex in pool)
@@ -99,7 +100,7 @@ def test_planted_repeated_phrase_is_preferred(lm, tmp_path: Path) -> None:
     pool = [Example(text=f"{phrase} {i}", label=0, context="c", uid=f"r{i}") for i in range(8)]
     pool += [Example(text=t, label=0, context="c", uid=f"odd{i}") for i, t in enumerate(odd)]
     slots, record = _select(lm, pool, cache_dir=tmp_path, spec=replace(FAST, steps=8), match=())
-    scores = load_scores(record)[0]
+    scores = load_scores(record, tmp_path)[0]
     assert max(scores["odd0"], scores["odd1"]) < min(scores[f"r{i}"] for i in range(8))
     assert {ex.uid for ex in slots[0]}.isdisjoint({"odd0", "odd1"})
     group = record["groups"][0]

@@ -180,10 +180,12 @@ class TemplateSimulator:
         }
 
     def heldout(self, examples: Sequence[Any], cache_dir: Path) -> Any:
+        why = "rejection filters"
+        if self.settings.demos == "own":
+            why += " and prompts built from its own earlier outputs"
         raise NotImplementedError(
-            f"{self.spec.name} is a literature generator whose texts pass through "
-            "rejection filters (and, for ProGen, its own earlier outputs), so it has no "
-            "likelihood of a given text to score"
+            f"{self.spec.name} is a literature generator with {why}: it has no "
+            "likelihood of a given real text to score"
         )
 
     # ------------------------------------------------------------------ simulate

@@ -139,7 +139,7 @@ def select_picle(
             slots = [tuple(by_uid[u] for u in group["uids"]) for group in saved["groups"]]
             saved.pop("scores", None)
             log.info("PICLe: reusing the selection in %s", path)
-            return slots, saved | {"reused": True, "path": str(path)}
+            return slots, saved | {"reused": True, "path": _shown(path, cache_dir)}
     t0 = time.perf_counter()
     model, tokenizer = load_model()
     groups: list[dict[str, Any]] = []
@@ -174,13 +174,20 @@ def select_picle(
     if path is not None:
         art.write_json(path, record | {"scores": scores})
     slots = [tuple(by_uid[u] for u in group["uids"]) for group in groups]
-    return slots, record | {"reused": False, "path": str(path) if path else None}
+    shown = _shown(path, cache_dir) if path is not None else None
+    return slots, record | {"reused": False, "path": shown}
 
 
-def load_scores(record: dict[str, Any]) -> list[dict[str, float]]:
+def _shown(path: Path, cache_dir: Path | None) -> str:
+    """The cached selection's path relative to the artifacts directory: records (and
+    the pages made from them) never hold the machine's absolute paths."""
+    return str(path.relative_to(cache_dir)) if cache_dir is not None else str(path)
+
+
+def load_scores(record: dict[str, Any], cache_dir: Path) -> list[dict[str, float]]:
     """Every text's score (log p_lora - log p_base) per group, by uid, from the cached
-    selection a record points to (`record["path"]`)."""
-    return art.read_json(Path(record["path"]))["scores"]
+    selection a record points to (`record["path"]`, relative to `cache_dir`)."""
+    return art.read_json(Path(cache_dir) / record["path"])["scores"]
 
 
 def _float32_copy(model: Any) -> Any:

@@ -208,6 +208,9 @@ def summarise(key: dict[str, Any], runs: list[RunData], confidence: float = 0.95
                     # A calibration run never computes some metrics (real has no
                     # fitted model, so no heldout_nll): not applicable, not failed.
                     n_a = r.is_calibration and metric not in r.metrics and metric not in r.errors
+                    # ...nor does a generator without a likelihood (literature baselines,
+                    # outside texts): the run records why, as "not available: ..."
+                    n_a = n_a or str(r.errors.get(metric, "")).startswith("not available")
                     missing += 0 if n_a else 1
                     continue
                 vals.append(v)
