@@ -14,7 +14,9 @@ import typing
 from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
+from mop_bench.picle_spec import PicleSpec
 from mop_bench.prompt_spec import PromptSpec
+from mop_bench.spec_identity import drop_new_defaults, simulator_identity
 
 PersonaSource = Literal["synthesized", "keywords", "random", "none"]
 ExemplarMode = Literal["gated", "fixed", "none"]
@@ -123,37 +125,6 @@ class MetricSpec:
     for the importance-sampled mixture likelihood (single-prompt simulators are exact)."""
     heldout_block: int = 16
     """Held-out examples that share one set of drawn pairs."""
-
-
-@dataclass(frozen=True)
-class PicleSpec:
-    """PICLe's demonstration selection (Choi and Li, ICML 2024; ../shared/BASELINES.md
-    section 4; mop_bench/mop/picle.py): a LoRA (on q_proj and v_proj, peft's default for
-    Llama) fine-tuned on each label's pool texts ("the persona is the class
-    population"), then each pool text scored by log p_lora(x) - log p_base(x), the top
-    `exemplars_per_prompt` kept, the best shown last. The original trains 352 steps;
-    `steps` caps it so that the selection fits a 2-core CPU (yelp, 500 texts: about
-    3.5 minutes, two thirds of it scoring; docs/baselines.md says what the cap loses)."""
-
-    steps: int = 16
-    """Optimizer steps per label (the original: 352, the checkpoint at epoch 4 of a
-    linear decay over 880; a capped run follows that schedule's first `steps`)."""
-    batch_size: int = 8
-    """Texts per step (the original: the HF Trainer's default 8)."""
-    rank: int = 8
-    """LoRA rank r (original)."""
-    alpha: int = 32
-    """LoRA alpha (original)."""
-    lr: float = 2e-5
-    """Learning rate (original)."""
-    weight_decay: float = 0.01
-    """Weight decay (original)."""
-    max_tokens: int = 64
-    """Tokens of each pool text used in training and scoring (the first is not scored,
-    as in the original). Scoring every text twice is most of the cost: 64 tokens hold
-    it to about 2 minutes for 500 yelp texts on 2 cores (the original's statements are
-    one sentence; summed scores favour long texts, and at this cap most texts are
-    equally long)."""
 
 
 @dataclass(frozen=True)
@@ -335,7 +306,7 @@ class RunSpec:
         payload = self.to_json()
         for section, key in _NOT_OUTPUT:
             payload[section].pop(key, None)
-        _drop_new_defaults(payload)
+        drop_new_defaults(payload)
         payload.pop("preset")
         payload["simulator"].pop("description")
         if extra:
@@ -363,42 +334,7 @@ class RunSpec:
 
 _NOT_OUTPUT = [("data", "data_dir"), ("data", "data_file")]
 
-#: Fields added after runs were published. At their default they leave a fingerprint
-#: as it was (the output is the same), so published runs keep their names; set to
-#: anything else they enter it like every other field.
-_NEW_AT_DEFAULT: dict[str, dict[str, Any]] = {
-    "simulator": {
-        "label_prior": "population",
-        "persona_label_match": False,
-        "exemplar_selection": "seeded",
-        "picle": dataclasses.asdict(PicleSpec()),
-        "template": {},
-    },
-}
-
-
-def simulator_identity(sim: dict[str, Any]) -> dict[str, Any]:
-    """A simulator spec (as JSON) without the fields added after runs were published
-    while they are at their defaults: what fit settings and fingerprints record, so
-    that a new option leaves every earlier run's artifacts reusable."""
-    payload = {"simulator": dict(sim)}
-    for section in _NEW_AT_DEFAULT:
-        payload.setdefault(section, {})
-    _drop_new_defaults(payload)
-    return payload["simulator"]
-
-
-def _drop_new_defaults(payload: dict[str, Any]) -> None:
-    # PICLe's settings shape the output only with `exemplar_selection: picle`; then they
-    # always enter the fingerprint (a changed default must not reuse an old run's name).
-    picle_used = payload["simulator"].get("exemplar_selection") == "picle"
-    for section, defaults in _NEW_AT_DEFAULT.items():
-        for key, default in defaults.items():
-            if section == "simulator" and key == "picle":
-                if not picle_used:
-                    payload[section].pop(key, None)
-            elif payload[section].get(key) == default:
-                payload[section].pop(key, None)
+__all__ = ["PicleSpec", "PromptSpec", "simulator_identity"]  # re-exported
 
 
 def _coerce(value: Any, tp: Any, name: str) -> Any:

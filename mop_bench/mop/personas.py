@@ -87,6 +87,18 @@ class Persona:
         return cls(**{k: row.get(k) for k in cls.__dataclass_fields__ if k in row})
 
 
+def cluster_label(persona: Persona, card: Any) -> int | None:
+    """The label index of the persona's cluster majority (from its recorded cluster
+    statistics, against the task card's label names), or None where it has none
+    (random and keyword personas): `simulator.persona_label_match` reads it."""
+    shares = (persona.stats or {}).get("labels") or []
+    names = [str(n) for n in (getattr(card, "label_names", None) or [])]
+    if not shares or not names:
+        return None
+    top = str(max(shares, key=lambda item: item[1])[0])
+    return names.index(top) if top in names else None
+
+
 def cluster_responses(embeddings: np.ndarray, k: int, seed: int, n_init: int) -> np.ndarray:
     """K-means labels (0..k-1) of the pool's response embeddings."""
     from sklearn.cluster import KMeans

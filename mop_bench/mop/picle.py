@@ -347,3 +347,42 @@ def _select_group(
         "adapter": adapter_path.name if adapter_path is not None else None,
     }
     return chosen, score, record
+
+
+def run_selection(
+    run: Any,
+    pool: list[Example],
+    prompt: Any,
+    load_lm: Callable[[], Any],
+    cache_dir: Path,
+) -> tuple[list[tuple[Example, ...]], dict[str, Any]]:
+    """PICLe's fixed sets for one run (`RunSpec` `run`, its `PromptSpec` `prompt`), one
+    per match group, cached under the run's artifacts directory, with the record the fit
+    record keeps (`record["picle"]`)."""
+    from mop_bench.lm.loading import choose_dtype
+
+    sim = run.simulator
+    return select_picle(
+        pool,
+        per_prompt=sim.exemplars_per_prompt,
+        seed=run.seed,
+        match=tuple(sim.exemplar_match),
+        spec=sim.picle,
+        exemplar_words=prompt.exemplar_words,
+        cut_marker=prompt.cut_marker,
+        lm={"model": run.lm.model, "dtype": choose_dtype(run.lm.dtype)},
+        load_model=lambda: in_process_model(load_lm(), run.lm.backend),
+        cache_dir=cache_dir,
+    )
+
+
+def in_process_model(lm: Any, backend: str) -> tuple[Any, Any]:
+    """(the run's in-process transformers model, its tokenizer): PICLe trains its LoRA
+    on a float32 copy of that model, so another backend cannot serve it."""
+    model, tokenizer = getattr(lm, "model", None), getattr(lm, "tokenizer", None)
+    if tokenizer is None or not hasattr(model, "named_parameters"):
+        raise ValueError(
+            "exemplar_selection: picle fine-tunes a LoRA on the LM in process: it needs "
+            f"lm.backend=transformers (got {backend!r}, a {type(lm).__name__})"
+        )
+    return model, tokenizer

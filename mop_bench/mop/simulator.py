@@ -19,7 +19,7 @@ import numpy as np
 
 from mop_bench.mop import artifacts as art
 from mop_bench.mop.mixture import Mixture, check_uids, make_slots
-from mop_bench.mop.personas import Persona, PersonaSettings, build_personas
+from mop_bench.mop.personas import Persona, PersonaSettings, build_personas, cluster_label
 from mop_bench.mop.prompts import CardPrompt
 from mop_bench.simulators import SimulationInputs
 from mop_bench.spec import simulator_identity
@@ -126,7 +126,11 @@ class MoPSimulator:
     def _mixture(self, personas: list[Persona], pool: list[Example]) -> Mixture:
         run = self.inputs.spec
         if self.spec.exemplars == "fixed" and self.spec.exemplar_selection == "picle":
-            slots = self._picle_slots(pool)
+            from mop_bench.mop.picle import run_selection
+
+            slots, self._picle_record = run_selection(
+                run, pool, self.prompt, lambda: self.lm, self.artifacts_dir
+            )
         else:
             slots = make_slots(
                 self.spec.exemplars,
@@ -142,54 +146,9 @@ class MoPSimulator:
             card=self.card_prompt,
             prompt=self.prompt,
             exemplar_match=tuple(self.spec.exemplar_match),
-            persona_labels=[self._persona_label(p) for p in personas],
+            persona_labels=[cluster_label(p, self.inputs.task.card) for p in personas],
             persona_match=self.spec.persona_label_match,
         )
-
-    def _persona_label(self, persona: Persona) -> int | None:
-        """The label index of the persona's cluster majority (from its recorded cluster
-        statistics), or None where it has none (random and keyword personas)."""
-        shares = (persona.stats or {}).get("labels") or []
-        names = [str(n) for n in (getattr(self.inputs.task.card, "label_names", None) or [])]
-        if not shares or not names:
-            return None
-        top = max(shares, key=lambda item: item[1])[0]
-        return names.index(str(top)) if str(top) in names else None
-
-    def _picle_slots(self, pool: list[Example]) -> list[tuple[Example, ...]]:
-        """The fixed sets chosen by PICLe (mop_bench/mop/picle.py), one per match group,
-        cached under the artifacts directory; the selection's record is kept for the
-        fit record (`record["picle"]`)."""
-        from mop_bench.lm.loading import choose_dtype
-        from mop_bench.mop.picle import select_picle
-
-        run = self.inputs.spec
-        slots, self._picle_record = select_picle(
-            pool,
-            per_prompt=self.spec.exemplars_per_prompt,
-            seed=run.seed,
-            match=tuple(self.spec.exemplar_match),
-            spec=self.spec.picle,
-            exemplar_words=self.prompt.exemplar_words,
-            cut_marker=self.prompt.cut_marker,
-            lm={"model": run.lm.model, "dtype": choose_dtype(run.lm.dtype)},
-            load_model=self._picle_model,
-            cache_dir=self.artifacts_dir,
-        )
-        return slots
-
-    def _picle_model(self) -> tuple[Any, Any]:
-        """(the run's in-process transformers model, its tokenizer): PICLe trains its LoRA
-        on a float32 copy of that model, so another backend cannot serve it."""
-        lm = self.lm
-        model, tokenizer = getattr(lm, "model", None), getattr(lm, "tokenizer", None)
-        if tokenizer is None or not hasattr(model, "named_parameters"):
-            raise ValueError(
-                "exemplar_selection: picle fine-tunes a LoRA on the LM in process: it needs "
-                f"lm.backend=transformers (got {self.inputs.spec.lm.backend!r}, "
-                f"a {type(lm).__name__})"
-            )
-        return model, tokenizer
 
     def _features(self, mixture: Mixture) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Encoder features of personas and gated exemplars; with uniform gates, zero
