@@ -1,5 +1,5 @@
 """The literature generators' recorded strings (baselines/zerogen.yaml, progen.yaml,
-attrprompt.yaml), AttrPrompt's attribute loader and the generators' filters, checked
+attrprompt.yaml), and AttrPrompt's attribute loader (the filters: test_literature_filters.py), checked
 against literals copied from the authors' code:
 
 - ZeroGen jiacheng-ye/ZeroGen@0581de7 (tasks/imdb/imdb-x{1,2}.json, cls_generator.py);
@@ -25,13 +25,6 @@ from mop_bench.literature.attributes import (
     AttributeSet,
     clean_subtopic,
     load_attributes,
-)
-from mop_bench.literature.filters import (
-    clean_str,
-    contains_refusal,
-    demo_overlap,
-    word_count,
-    zerogen_cut,
 )
 from mop_bench.literature.settings import TaskPrompts, TemplateSettings
 from mop_bench.registry import cards_dir
@@ -386,43 +379,3 @@ def test_attribute_set_rejects_an_unknown_label() -> None:
     attrs = AttributeSet("yelp", ("negative",), ("style",), {"style": ("a",)}, ((),))
     with pytest.raises(ValueError, match="out of range"):
         attrs.draw(1, np.random.default_rng(0))
-
-
-# --------------------------------------------------------------------------- filters
-
-
-def test_zerogen_cut() -> None:
-    assert zerogen_cut('A fine film with heart." Next review') == "A fine film with heart."
-    assert zerogen_cut('line one\nline "two') == "line one\nline "  # the quote wins
-    assert zerogen_cut("A fine film\nThe next") == "A fine film"
-    assert zerogen_cut("One. Two. Three") == "One. Two."
-    assert zerogen_cut("ends on a period.") == "ends on a period."
-    assert zerogen_cut("no marker at all") is None
-    assert zerogen_cut('"') == ""
-
-
-def test_word_count_is_zerogens_split_on_spaces() -> None:
-    assert word_count("  one two three ") == 3
-    assert word_count("one  two") == 3  # split(' ') counts the empty piece
-    assert word_count("") == 1
-
-
-def test_contains_refusal() -> None:
-    phrases = settings("attrprompt").refusals
-    assert contains_refusal("I'm sorry, but I can't.", phrases)
-    assert contains_refusal("As an AI language model, ...", phrases)
-    assert not contains_refusal("SORRY for the wait, the food was great.", phrases)
-
-
-def test_clean_str_exact() -> None:
-    planted = 'Great food!!  Café — 5★ rating; "yum" (really)\n\tOK – Tex-Mex_bar 100% :)'
-    assert clean_str(planted) == 'Great food!! Caf 5 rating "yum" (really) OK Tex Mex bar 100 )'
-    assert clean_str("  It's ok, right?  ") == "It's ok, right?"
-
-
-def test_demo_overlap() -> None:
-    text = "The film was great, truly GREAT fun!"
-    assert demo_overlap(text, "great fun film") == 1.0
-    assert demo_overlap(text, "Great, fun film -- awful") == 0.75
-    assert demo_overlap("don't", "Don't!") == 1.0
-    assert demo_overlap(text, "...") == 0.0

@@ -383,34 +383,3 @@ def test_fixed_few_shot_never_shows_own_example_when_fitting(tmp_path: Path) -> 
         n_examples[prompt.count("<Example>")] += 1
     assert n_examples == Counter({3: 24 - 3, 2: 3})
     assert all(uid in pool for uid in fixed)
-
-
-def test_persona_label_match_restricts_the_gate_everywhere(tmp_path: Path) -> None:
-    """With `persona_label_match`, a request is served only by personas whose cluster
-    majority is its label: in generation, in the gate weights the fit and `heldout_nll`
-    use, and in the fit's candidate blocks. Without it, both labels' personas serve."""
-    from mop_bench.mop.candidates import make_blocks
-
-    spec = SimulatorSpec(**{**spec_named("mop").__dict__, "n_personas": 4})
-    matched = SimulatorSpec(**{**spec.__dict__, "persona_label_match": True})
-    sim = MoPSimulator(make_inputs(matched, tmp_path / "m", FakeLM()))
-    sim.prepare()
-    mix = sim._model.mixture
-    labels = mix.persona_labels
-    assert set(labels) == {0, 1}  # the planted pool's clusters split by sentiment
-    gens = [g for c in sim.simulate([contexts(8)]) for g in c]
-    assert all(labels[g.details["persona_index"]] == g.label for g in gens)
-    rows = make_pool()[:6]
-    log_w = sim._model.log_weights(rows, sim._encode([r.context for r in rows]))
-    for r, row in enumerate(rows):
-        other = [k for k, lab in enumerate(labels) if lab != row.label]
-        assert np.isneginf(log_w[r, other]).all()
-        assert np.isfinite(log_w[r]).any()
-    for block in make_blocks(rows, mix, mix.allowed(rows), 4, np.random.default_rng(0)):
-        want = {rows[i].label for i in block.rows}
-        assert len(want) == 1
-        ok = block.allowed.any(axis=1)
-        assert all(ok[k] == (lab in want) for k, lab in enumerate(labels))
-    free = MoPSimulator(make_inputs(spec, tmp_path / "f", FakeLM()))
-    drawn = [g for c in free.simulate([contexts(8)]) for g in c]
-    assert any(labels[g.details["persona_index"]] != g.label for g in drawn)

@@ -9,11 +9,13 @@ import hashlib
 import math
 import re
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from mop_bench.mop import MoPSimulator
 from mop_bench.mop.diagnostics import gate_diagnostics, generation_diagnostics, verdict
 from mop_bench.mop.fit import fit_mixture
 from mop_bench.mop.fitted import FittedModel
@@ -23,9 +25,9 @@ from mop_bench.mop.mixture import Mixture, make_slots
 from mop_bench.mop.prompts import CardPrompt
 from mop_bench.mop.sample import FittedMixture
 from mop_bench.mop.scoring import ScoreCache
-from mop_bench.spec import FitSpec
+from mop_bench.spec import FitSpec, SimulatorSpec
 from tests.fake_lm import FakeLM
-from tests.test_mop import TAGGED, HashEncoder, make_pool
+from tests.test_mop import TAGGED, HashEncoder, contexts, make_inputs, make_pool, spec_named
 
 SENTIMENT = re.compile(r"(positive|negative) review")
 
@@ -265,3 +267,34 @@ def test_heldout_sampled_estimate_is_unbiased_and_a_bound_in_expectation() -> No
         ratio = math.exp(np.logaddexp.reduce(logs) - math.log(len(logs)) - truth)
         assert ratio == pytest.approx(1.0, abs=0.1)
         assert logs.mean() <= truth + 1e-9
+
+
+def test_persona_label_match_restricts_the_gate_everywhere(tmp_path: Path) -> None:
+    """With `persona_label_match`, a request is served only by personas whose cluster
+    majority is its label: in generation, in the gate weights the fit and `heldout_nll`
+    use, and in the fit's candidate blocks. Without it, both labels' personas serve."""
+    from mop_bench.mop.candidates import make_blocks
+
+    spec = SimulatorSpec(**{**spec_named("mop").__dict__, "n_personas": 4})
+    matched = SimulatorSpec(**{**spec.__dict__, "persona_label_match": True})
+    sim = MoPSimulator(make_inputs(matched, tmp_path / "m", FakeLM()))
+    sim.prepare()
+    mix = sim._model.mixture
+    labels = mix.persona_labels
+    assert set(labels) == {0, 1}  # the planted pool's clusters split by sentiment
+    gens = [g for c in sim.simulate([contexts(8)]) for g in c]
+    assert all(labels[g.details["persona_index"]] == g.label for g in gens)
+    rows = make_pool()[:6]
+    log_w = sim._model.log_weights(rows, sim._encode([r.context for r in rows]))
+    for r, row in enumerate(rows):
+        other = [k for k, lab in enumerate(labels) if lab != row.label]
+        assert np.isneginf(log_w[r, other]).all()
+        assert np.isfinite(log_w[r]).any()
+    for block in make_blocks(rows, mix, mix.allowed(rows), 4, np.random.default_rng(0)):
+        want = {rows[i].label for i in block.rows}
+        assert len(want) == 1
+        ok = block.allowed.any(axis=1)
+        assert all(ok[k] == (lab in want) for k, lab in enumerate(labels))
+    free = MoPSimulator(make_inputs(spec, tmp_path / "f", FakeLM()))
+    drawn = [g for c in free.simulate([contexts(8)]) for g in c]
+    assert any(labels[g.details["persona_index"]] != g.label for g in drawn)
