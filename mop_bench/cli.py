@@ -40,17 +40,8 @@ def _add_spec_args(p: argparse.ArgumentParser, *, sims: str, sim_required: bool 
     p.add_argument("--n", type=int, help="number of synthetic samples (budget.n_samples)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
     p.add_argument("--seeds", help="comma-separated replicate seeds, e.g. 0,1,2 (overrides --seed)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=_kv,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override any setting (dotted path like fit.epochs or an alias like personas); repeatable",
-    )
-    p.add_argument(
-        "--config", type=Path, help="YAML file of KEY: VALUE overrides (applied before --set)"
+    _add_override_args(
+        p, "override any setting (dotted path like fit.epochs or an alias like personas)"
     )
     p.add_argument("--model", help="generator LM: alias, Hub id or local path (lm.model)")
     p.add_argument(
@@ -76,6 +67,22 @@ def _add_spec_args(p: argparse.ArgumentParser, *, sims: str, sim_required: bool 
     _add_runtime_args(p)
 
 
+def _add_override_args(p: argparse.ArgumentParser, set_help: str) -> None:
+    """--set and --config, the same for every command that builds a run spec."""
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        type=_kv,
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{set_help}; repeatable",
+    )
+    p.add_argument(
+        "--config", type=Path, help="YAML file of KEY: VALUE overrides (applied before --set)"
+    )
+
+
 def _add_contexts_args(p: argparse.ArgumentParser) -> None:
     """`contexts` takes what decides a run's contexts (task, data, preset, n, seed,
     settings) and an output file; no LM or encoder option, since neither is loaded."""
@@ -87,18 +94,7 @@ def _add_contexts_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default="default", help="smoke | default | paper (default: default)")
     p.add_argument("--n", type=int, help="number of contexts (budget.n_samples)")
     p.add_argument("--seed", type=int, default=0, help="run seed (default 0)")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        type=_kv,
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a setting, as for `run` (e.g. pool=200, golden=300); repeatable",
-    )
-    p.add_argument(
-        "--config", type=Path, help="YAML file of KEY: VALUE overrides (applied before --set)"
-    )
+    _add_override_args(p, "override a setting, as for `run` (e.g. pool=200, golden=300)")
     p.add_argument(
         "--data-dir", help="directory of data mirrors (default: $MOP_BENCH_DATA_DIR, then the Hub)"
     )

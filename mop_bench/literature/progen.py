@@ -39,7 +39,8 @@ class DemoPool:
 
     def __init__(self, rounds: Sequence[int]) -> None:
         self.rounds = tuple(sorted(rounds))
-        self.history: list[Generation] = []
+        self.kept: list[Generation] = []
+        """Every accepted generation added so far, in order."""
         self.by_label: dict[int | None, list[Demo]] = {}
         self.round_log: list[dict[str, int]] = []
         """One entry per refresh: accepted count reached and the last index included."""
@@ -47,8 +48,8 @@ class DemoPool:
     def add(self, gens: Iterable[Generation]) -> None:
         """Add a chunk's generations (in index order), refreshing at thresholds crossed
         by the chunk's end: ProGen refreshes between batches, never inside one."""
-        self.history.extend(gens)
-        kept = [g for g in self.history if accepted(g)]
+        self.kept.extend(g for g in gens if accepted(g))
+        kept = self.kept
         crossed = [r for r in self.rounds if r <= len(kept)]
         if crossed and (not self.round_log or self.round_log[-1]["threshold"] < crossed[-1]):
             self.by_label = {}

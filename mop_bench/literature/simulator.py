@@ -9,6 +9,7 @@ simulator file's `template:` settings (`settings.py`).
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import time
@@ -108,21 +109,29 @@ class TemplateSimulator:
         self._record = record
         return record
 
-    def _requests_per_label(self) -> Counter:
+    @functools.cached_property
+    def _label_ranks(self) -> dict[int, int]:
+        """Each request's rank among the run's requests of its label (sample index ->
+        rank): ZeroGen gives `samples_per_context` requests per context and label."""
         from mop_bench.data import draw_contexts
 
         run = self.inputs.spec
         ctxs = draw_contexts(
             self.inputs.task, run.budget.n_samples, run.seed, self.spec.label_prior
         )
-        return Counter(c.label for c in ctxs)
+        seen: Counter = Counter()
+        ranks = {}
+        for c in ctxs:
+            ranks[c.index] = seen[c.label]
+            seen[c.label] += 1
+        return ranks
 
     def _generated_contexts(self) -> dict[str, Any]:
         """ZeroGen's stage x1: a pool of LM-generated contexts (titles), enough for
         `samples_per_context` requests per context and label; cached as an artifact."""
         s = self.settings
         run = self.inputs.spec
-        need = max(self._requests_per_label().values())
+        need = max(self._label_ranks.values()) + 1  # the most requests of one label
         size = max(1, math.ceil(need / s.samples_per_context))
         key = art.digest(
             {
@@ -215,9 +224,11 @@ class TemplateSimulator:
         every earlier chunk added in order (refreshes happen between chunks)."""
         size = self.budget.chunk_size
         pool = DemoPool(self.settings.rounds)
-        earlier = sorted((g for i, g in self._known.items() if i < start), key=lambda g: g.index)
-        for c in range(0, start, size):
-            pool.add([g for g in earlier if c <= g.index < c + size])
+        by_chunk: dict[int, list[Generation]] = {}
+        for i in sorted(i for i in self._known if i < start):
+            by_chunk.setdefault(i // size, []).append(self._known[i])
+        for c in sorted(by_chunk):
+            pool.add(by_chunk[c])
         return pool
 
     def simulate(self, chunks: Sequence[Sequence[Context]]) -> Iterator[list[Generation]]:
@@ -226,28 +237,11 @@ class TemplateSimulator:
         for chunk in chunks:
             pool = self._pool_before(chunk[0].index) if own and chunk else None
             gens = self._chunk(chunk, pool)
-            if own:
+            if pool is not None:
                 self._known.update({g.index: g for g in gens})
-                after = self._pool_before(chunk[-1].index + 1)
-                art.write_json(self.artifacts_dir / ROUNDS, after.round_log)
+                pool.add(gens)  # now the pool before the next chunk: its rounds are recorded
+                art.write_json(self.artifacts_dir / ROUNDS, pool.round_log)
             yield gens
-
-    def _ranks(self, chunk: Sequence[Context]) -> list[int]:
-        """Each request's rank among the run's requests of its label (for the context
-        it is given: ZeroGen's `samples_per_context` per context and label)."""
-        from mop_bench.data import draw_contexts
-
-        if not hasattr(self, "_rank_of"):
-            run = self.inputs.spec
-            seen: Counter = Counter()
-            self._rank_of: dict[int, int] = {}
-            all_ctx = draw_contexts(
-                self.inputs.task, run.budget.n_samples, run.seed, self.spec.label_prior
-            )
-            for c in all_ctx:
-                self._rank_of[c.index] = seen[c.label]
-                seen[c.label] += 1
-        return [self._rank_of.get(c.index, c.index) for c in chunk]
 
     def _fields(self, ctx: Context, rank: int, rng: np.random.Generator) -> dict[str, Any]:
         s = self.settings
@@ -269,7 +263,8 @@ class TemplateSimulator:
         coin = np.random.default_rng([run.seed, 7, chunk[0].index])
         with_demos = {lab: bool(coin.random() < s.demo_prob) for lab in sorted(
             {c.label for c in chunk}, key=lambda x: -1 if x is None else x)}  # fmt: skip
-        for ctx, rank in zip(chunk, self._ranks(chunk), strict=True):
+        ranks = [self._label_ranks.get(c.index, c.index) for c in chunk]
+        for ctx, rank in zip(chunk, ranks, strict=True):
             seed = sample_seed(run.seed, ctx.index)
             rng = np.random.default_rng(seed)
             fields = self._fields(ctx, rank, rng)
