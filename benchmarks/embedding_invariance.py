@@ -8,7 +8,9 @@ a fresh one (all at once) gave FIDs differing in the 9th digit. Measured side by
 - batched: the usual batches of 64 (the old behaviour), and the same texts encoded in
   another composition (what a warm cache sees);
 - same-length groups: texts batched only with texts of equal token length (no padding);
-- alone: every text encoded on its own (what `mop_bench.embed` does now), through
+  `mop_bench.embed.Encoder` does this (texts under 12 tokens alone), timed cold on a
+  run's worth of texts (1,000 golden + 500 pool reviews + 300 40-word texts);
+- alone: every text encoded on its own (what `mop_bench.embed` did before), through
   `model.encode([text])` and through a bare forward pass (less per-call overhead);
 - rounding: how often rounding vectors to 4-6 decimals still differs between the two
   batched compositions (a drift straddling a rounding boundary).
@@ -107,9 +109,32 @@ def main() -> None:
     )
     print(f"fid_fresh: {fid(fresh, ref).value!r}")
     print(f"fid_warm: {fid(warm, ref).value!r}")
+    product_seconds, product_alone = product_path(model)
+    print(f"encoder_1800_texts_cold_seconds: {product_seconds:.1f}")
+    print(f"encoder_vs_alone_identical: {product_alone}")
     for d in (4, 5, 6):
         share = float((np.round(fresh, d) != np.round(warm, d)).mean())
         print(f"rounded_{d}_decimals_values_differing: {share:.2e}")
+
+
+def product_path(model) -> tuple[float, bool]:
+    """Seconds for `Encoder.encode` on 1,800 texts with an empty cache, and whether its
+    vectors equal those of each text encoded alone (checked on every 9th text)."""
+    import tempfile
+    from pathlib import Path
+
+    from mop_bench.embed import Encoder
+
+    data = texts(3000)  # 1,500 long reviews interleaved with 1,500 40-word texts
+    run_like = data[0::2][:1500] + data[1::2][:300]  # long reviews, then 40-word texts
+    encoder = Encoder(cache=Path(tempfile.mkdtemp(prefix="mop-emb-")), progress=False)
+    encoder._model = model
+    t0 = time.perf_counter()
+    vecs = encoder.encode(run_like)
+    seconds = time.perf_counter() - t0
+    probe = run_like[::9]
+    alone = np.stack([model.encode([t], normalize_embeddings=True)[0] for t in probe])
+    return seconds, bool(np.array_equal(alone, vecs[::9]))
 
 
 if __name__ == "__main__":

@@ -9,12 +9,20 @@ Two promises make the cache safe to share:
   foreign, of the wrong shape, non-finite or altered is reported (a warning naming the
   file), dropped and recomputed. Writes go to a temp file, fsync, then rename.
 - **A vector does not depend on its batch.** sentence-transformers pads a batch to its
-  longest text, and the batch's shape changes the last bits of every vector (padding,
-  and matrix kernels picked by size: even texts of equal token length batched together
-  differ from the same texts encoded alone), so a warm cache (texts encoded across
-  earlier calls) and a fresh one gave FIDs differing in the 9th digit. Each text is
-  therefore encoded on its own: its vector is a function of the text alone, and
-  `benchmarks/embedding_invariance.py` measures what that costs against batches of 64.
+  longest text, and padding changes the last bits of every vector, so a warm cache
+  (texts encoded across earlier calls) and a fresh one gave FIDs differing in the 9th
+  digit. Texts are therefore batched only with texts of the same token length (no
+  padding enters a forward pass), which gives the vector of the text encoded alone, bit
+  for bit, at batch speed (`benchmarks/embedding_invariance.py`). Texts shorter than
+  `MIN_BATCHED_TOKENS` are encoded alone on one thread: on this project's CPU, batches
+  of 2-64 texts of 3, 5-7 or 9-11 tokens changed the last bits of every vector, and so
+  did encoding them alone with 1 or 2 threads (5-7, 9-11 tokens; the kernels picked for
+  so few rows differ), while every length from 12 to 256 tokens gave identical bits
+  whatever the batch and thread count.
+  Whether a batch's row count can change a row's bits is the matrix library's choice, so
+  every encoder checks it once, on the first call that batches (`_check_grouping`):
+  should a batched vector ever differ from the text encoded alone, it warns and encodes
+  each text alone.
 """
 
 from __future__ import annotations
@@ -24,8 +32,10 @@ import importlib.util
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -47,6 +57,10 @@ def resolve_encoder_path(name: str) -> str:
             if path.is_dir():
                 return str(path)
     return name
+
+
+#: Texts of fewer tokens than this are encoded alone (see the module docstring).
+MIN_BATCHED_TOKENS = 12
 
 
 def _text_key(text: str) -> str:
@@ -74,6 +88,9 @@ class Encoder:
         self._model = None
         self.cache_hits = 0
         self.cache_misses = 0
+        #: Whether equal-length batches give the vectors of texts encoded alone on this
+        #: machine: None until checked (`_check_grouping`).
+        self._grouping_ok: bool | None = None
 
     @property
     def model(self):  # the sentence-transformers model, loaded on first use
@@ -162,22 +179,71 @@ class Encoder:
         return np.stack(out).astype(np.float32)  # type: ignore[arg-type]
 
     def _encode_invariant(self, texts: list[str], desc: str = "embedding") -> np.ndarray:
-        """Encode `texts` one at a time (see the module docstring): each vector then
-        depends on its own text alone, never on which texts shared the call."""
-        model = self.model
+        """Encode `texts` so that each vector depends on its own text alone, never on
+        which texts shared the call: batches of texts of equal token length (see the
+        module docstring), or one text at a time where the check found that batching
+        changes bits on this machine."""
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         bar = _progress(len(texts), self.progress and len(texts) > self.batch_size, desc)
-        for i, text in enumerate(texts):
-            out[i] = model.encode(
-                [text],
-                batch_size=1,
+        batches = self._length_batches(texts)
+        for rows in batches:
+            out[rows] = self._encode_batch([texts[i] for i in rows])
+            bar.update(len(rows))
+        bar.close()
+        if self._grouping_ok is None and any(len(rows) > 1 for rows in batches):
+            self._grouping_ok = self._check_grouping(texts, batches, out)
+            if not self._grouping_ok:
+                return self._encode_invariant(texts, desc)
+        return out
+
+    def _length_batches(self, texts: list[str]) -> list[list[int]]:
+        """Row indices in batches of at most `batch_size` texts of one token length (as
+        the encoder truncates them), shortest first; single rows for texts shorter than
+        `MIN_BATCHED_TOKENS` and wherever grouping is off."""
+        if self._grouping_ok is False or len(texts) == 1:
+            return [[i] for i in range(len(texts))]
+        groups: dict[int, list[int]] = {}
+        for i, length in enumerate(self._tokenize(texts)["attention_mask"].sum(1).tolist()):
+            groups.setdefault(int(length), []).append(i)
+        batches: list[list[int]] = []
+        for length, rows in sorted(groups.items()):
+            size = self.batch_size if length >= MIN_BATCHED_TOKENS else 1
+            batches += [rows[start : start + size] for start in range(0, len(rows), size)]
+        return batches
+
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        """One forward pass over `texts` (of one token length); a single short text on
+        one thread, where the thread count would change its bits."""
+        with _one_thread(len(texts) == 1 and self._token_count(texts[0]) < MIN_BATCHED_TOKENS):
+            return self.model.encode(
+                texts,
+                batch_size=len(texts),
                 normalize_embeddings=self.spec.normalize,
                 convert_to_numpy=True,
                 show_progress_bar=False,
-            )[0]
-            bar.update(1)
-        bar.close()
-        return out
+            )
+
+    def _tokenize(self, texts: list[str]) -> Any:
+        model = self.model  # sentence-transformers 6 renamed tokenize to preprocess
+        return (getattr(model, "preprocess", None) or model.tokenize)(texts)
+
+    def _token_count(self, text: str) -> int:
+        return int(self._tokenize([text])["attention_mask"].sum())
+
+    def _check_grouping(
+        self, texts: list[str], batches: list[list[int]], batched: np.ndarray
+    ) -> bool:
+        """True when a text of the largest batch and the shortest and longest batched
+        texts, encoded alone, give the bits they got in their batches."""
+        multi = [rows for rows in batches if len(rows) > 1]  # shortest texts first
+        for i in sorted({max(multi, key=len)[0], multi[0][0], multi[-1][0]}):
+            if not np.array_equal(self._encode_batch([texts[i]])[0], batched[i]):
+                log.warning(
+                    "embedding: batching texts of equal length changed a vector's bits on "
+                    "this machine; encoding each text alone (slower, same vectors as the cache)"
+                )
+                return False
+        return True
 
     def _store(self, key: str, vec: np.ndarray) -> None:
         path = self._shard_path(key)
@@ -188,6 +254,22 @@ class Encoder:
             fh.flush()
             os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)  # atomic: concurrent runs never see a half-written vector
+
+
+@contextmanager
+def _one_thread(active: bool) -> Iterator[None]:
+    """torch on one thread inside the block when `active` (restored after)."""
+    if not active:
+        yield
+        return
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def _progress(total: int, enabled: bool, desc: str = "embedding"):

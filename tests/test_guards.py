@@ -33,6 +33,15 @@ class FakeST:
     def get_sentence_embedding_dimension(self) -> int:
         return 8
 
+    def preprocess(self, texts) -> dict[str, np.ndarray]:
+        """10 tokens of framing plus one per word: 1-word texts fall below
+        `MIN_BATCHED_TOKENS` and are encoded alone."""
+        lengths = [10 + len(t.split()) for t in texts]
+        mask = np.zeros((len(texts), max(lengths)), dtype=np.int64)
+        for i, n in enumerate(lengths):
+            mask[i, :n] = 1
+        return {"attention_mask": mask}
+
     def encode(self, texts, **kwargs) -> np.ndarray:
         self.calls.append(list(texts))
         padded = max(len(t.split()) for t in texts)
@@ -53,13 +62,16 @@ TEXTS = ["one", "two words", "three words here", "a b c d", "x y", "z"]
 
 
 def test_vectors_do_not_depend_on_which_texts_share_a_call(tmp_path: Path) -> None:
-    fresh = _encoder(tmp_path / "a").encode(TEXTS)
+    fresh_enc = _encoder(tmp_path / "a")
+    fresh = fresh_enc.encode(TEXTS)
     warm_enc = _encoder(tmp_path / "b")
     warm_enc.encode([*TEXTS[:2], "many more words in this one text"])  # part of the cache
     warm = warm_enc.encode(TEXTS)
     assert fresh.tobytes() == warm.tobytes()
-    # Every model call held one text (no padding, no batch-shaped kernels).
-    assert warm_enc.model.calls and all(len(call) == 1 for call in warm_enc.model.calls)
+    # Every model call held texts of one length (no padding); some held several.
+    calls = warm_enc.model.calls + fresh_enc.model.calls
+    assert all(len({len(t.split()) for t in call}) == 1 for call in calls)
+    assert any(len(call) > 1 for call in calls)
 
 
 def _shard(enc: embed.Encoder, text: str) -> Path:
@@ -336,5 +348,6 @@ def test_real_encoder_vectors_match_whatever_the_batch(tmp_path: Path) -> None:
     warm = embed.Encoder(cache=tmp_path / "b", progress=False)
     warm.encode([*texts[::3], "a very long filler text " * 20])
     assert warm.encode(texts).tobytes() == fresh.tobytes()
-    alone = np.stack([warm.model.encode([t], normalize_embeddings=True)[0] for t in texts])
+    # each text alone (texts under MIN_BATCHED_TOKENS on one thread, as the encoder does)
+    alone = np.stack([warm._encode_batch([t])[0] for t in texts])
     assert alone.astype(np.float32).tobytes() == fresh.tobytes()
