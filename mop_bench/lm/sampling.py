@@ -110,6 +110,46 @@ def row_uniforms(seeds: Sequence[int], steps: int) -> torch.Tensor:
     return out
 
 
+#: Tokens ranked per row before the nucleus is cut (`nucleus_order`); a row whose
+#: nucleus does not end among them is sorted in full.
+NUCLEUS_CANDIDATES = 1024
+#: How far above top_p the mass of a row's ranked candidates must reach for its nucleus
+#: to certainly end among them (float32 round-off of the running sum is ~1e-7).
+NUCLEUS_MARGIN = 1e-5
+
+
+def nucleus_order(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """The leading columns of `probs.sort(dim=-1, descending=True, stable=True)`: enough
+    of them to hold every row's top_p nucleus, bit for bit the same values and order.
+
+    A full sort of the vocabulary took 11% of generation time. The candidates are each
+    row's top `NUCLEUS_CANDIDATES`, put in the stable sort's order (probability down,
+    then index up: ties are common in bf16 logits). Those strictly above the smallest
+    candidate are exactly the full sort's first columns; a running sum is sequential
+    (cumsum accumulates in double), so the nucleus mask and CDF over them equal the full
+    ones wherever the nucleus ends before them (their mass reaches top_p + margin).
+    Rows where it does not are sorted in full."""
+    vocab = probs.shape[-1]
+    k = min(NUCLEUS_CANDIDATES, vocab)
+    if k == vocab:
+        return probs.sort(dim=-1, descending=True, stable=True)
+    values, index = probs.topk(k, dim=-1, sorted=False)
+    index, by_index = index.sort(dim=-1)  # distinct indices: ascending, then...
+    values = values.gather(-1, by_index)
+    values, by_value = values.sort(dim=-1, descending=True, stable=True)  # ...stable by value
+    index = index.gather(-1, by_value)
+    strict = values > values[:, -1:]  # a prefix of each row: what the full sort puts first
+    mass = torch.where(strict, values.cumsum(dim=-1), torch.zeros_like(values)).amax(dim=-1)
+    short = (mass < top_p + NUCLEUS_MARGIN).nonzero().squeeze(-1)
+    if len(short):
+        full_values, full_index = probs[short].sort(dim=-1, descending=True, stable=True)
+        width = vocab
+        values = torch.cat([values, values.new_zeros((len(values), width - k))], dim=-1)
+        index = torch.cat([index, index.new_zeros((len(index), width - k))], dim=-1)
+        values[short], index[short] = full_values, full_index
+    return values, index
+
+
 def sample_tokens(
     logits: torch.Tensor, temperatures: torch.Tensor, uniforms: torch.Tensor, top_p: float = 1.0
 ) -> torch.Tensor:
@@ -129,7 +169,7 @@ def sample_tokens(
         probs = torch.softmax(logits / temps[:, None], dim=-1)
     order = None
     if top_p < 1.0:
-        probs, order = probs.sort(dim=-1, descending=True, stable=True)
+        probs, order = nucleus_order(probs, top_p)
         before = probs.cumsum(dim=-1) - probs
         probs = probs * (before < top_p)  # the top token always survives
     # float32 is exact enough: the target is scaled by this same cdf's total
