@@ -130,6 +130,14 @@ def _add_runtime_args(p: argparse.ArgumentParser) -> None:
         help="start even when the run's size estimate exceeds what the data or machine allow",
     )
     p.add_argument("--batch-size", type=int, help="LM scoring batch size (does not change results)")
+    p.add_argument(
+        "--device",
+        default="auto",
+        metavar="{auto,cpu,cuda,mps}",
+        help="where the in-process LM and the sentence encoder run (default: auto, a GPU "
+        "when torch sees one; cuda:N picks one of several). Recorded in config.json; "
+        "off the CPU it enters the fingerprint (kernels round differently)",
+    )
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     p.add_argument(

@@ -32,7 +32,13 @@ def _workspace(args: Any):
 
     if getattr(args, "data", None) and not args.text_column:
         raise ValueError("--data needs --text-column (the column holding the texts)")
-    return Workspace(progress=not args.no_progress, lm_batch_size=args.batch_size)
+    from mop_bench.devices import resolve_device
+
+    return Workspace(
+        progress=not args.no_progress,
+        lm_batch_size=args.batch_size,
+        device=resolve_device(getattr(args, "device", "auto")),
+    )
 
 
 def _options(args: Any, **extra: Any):
@@ -44,6 +50,7 @@ def _options(args: Any, **extra: Any):
         overwrite=args.overwrite,
         lm_batch_size=args.batch_size,
         assume_yes=args.yes,
+        device=getattr(args, "device", "auto"),
         **extra,
     )
 

@@ -49,7 +49,7 @@ def plan_run(spec: Any, options: Any, workspace: Any, rates: dict[Any, Rates]) -
     task_data = workspace.task(spec)
     load_seconds = time.perf_counter() - t0
     source = _gates_source(spec, task_data, workspace, options)
-    runtime = runtime_identity(spec)
+    runtime = runtime_identity(spec, workspace.device)
     run_dir = run_dir_for(spec, task_data, options.results_dir, source, runtime)
     key = (str(options.results_dir), spec.lm.model, spec.lm.backend)
     if key not in rates:

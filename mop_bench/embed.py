@@ -77,10 +77,12 @@ class Encoder:
         cache: Path | None = None,
         batch_size: int = 64,
         progress: bool = True,
+        device: str = "cpu",
     ) -> None:
         self.spec = spec or EncoderSpec()
-        self.batch_size = batch_size
+        self.batch_size = batch_size * (1 if device == "cpu" else 4)
         self.progress = progress
+        self.device = device
         ident = f"{self.spec.model}|norm={self.spec.normalize}"
         self.identity = ident
         slug = hashlib.sha1(ident.encode()).hexdigest()[:12]
@@ -100,7 +102,9 @@ class Encoder:
             ) if self.spec.model in _PACKAGED_MINILM else None
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(resolve_encoder_path(self.spec.model), device="cpu")
+            self._model = SentenceTransformer(
+                resolve_encoder_path(self.spec.model), device=self.device
+            )
         return self._model
 
     @property

@@ -274,6 +274,7 @@ def _check_echo(row: dict[str, Any], ctx: Context, names: tuple[str, ...], where
 def run_external(spec: RunSpec, path: Path, options=None, workspace=None) -> Path:
     """Score an external generations file as a run of `spec` (kind `external`); returns
     the run directory. The file is checked in full before anything is written."""
+    from mop_bench.devices import resolve_device
     from mop_bench.guard import check_size
     from mop_bench.runner import (
         RunOptions,
@@ -291,7 +292,9 @@ def run_external(spec: RunSpec, path: Path, options=None, workspace=None) -> Pat
         raise ValueError(f"run_external needs a simulator of kind {KIND!r} (external_spec)")
     options = options or RunOptions()
     workspace = workspace or Workspace(
-        progress=options.progress, lm_batch_size=options.lm_batch_size
+        progress=options.progress,
+        lm_batch_size=options.lm_batch_size,
+        device=resolve_device(options.device),
     )
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
@@ -301,7 +304,7 @@ def run_external(spec: RunSpec, path: Path, options=None, workspace=None) -> Pat
     t0 = time.perf_counter()
     source = read_external(path, contexts_for(spec, task_data), tuple(task_data.card.label_names))
     timing["read_external"] = time.perf_counter() - t0
-    runtime = runtime_identity(spec)
+    runtime = runtime_identity(spec, workspace.device)
     run_dir = run_dir_for(
         spec, task_data, options.results_dir, runtime=runtime,
         identity={"external_sha256": source.sha256},

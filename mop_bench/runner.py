@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mop_bench import store
+from mop_bench.devices import resolve_device
 from mop_bench.estimate import run_cost
 from mop_bench.guard import check_size
 from mop_bench.overrides import with_overrides
@@ -50,6 +51,9 @@ class RunOptions:
     """Accept `gates_from` gates fitted on another task or encoder (recorded in config.json)."""
     assume_yes: bool = False
     """Start a run even when its size estimate exceeds what the data or machine allow."""
+    device: str = "auto"
+    """Where the in-process LM and the encoder run: auto, cpu, cuda[:N] or mps
+    (`mop_bench.devices`; recorded in config.json, and in the fingerprint off the CPU)."""
 
 
 def build_spec(
@@ -117,7 +121,9 @@ def run(
     """Run (or resume, or reuse) one run; returns its directory."""
     options = options or RunOptions()
     workspace = workspace or Workspace(
-        progress=options.progress, lm_batch_size=options.lm_batch_size
+        progress=options.progress,
+        lm_batch_size=options.lm_batch_size,
+        device=resolve_device(options.device),
     )
     timing: dict[str, float] = {}
 
@@ -125,7 +131,7 @@ def run(
     task_data = workspace.task(spec)  # stage 1: load
     timing["load"] = time.perf_counter() - t0
     source = _gates_source(spec, task_data, workspace, options)
-    runtime = runtime_identity(spec)
+    runtime = runtime_identity(spec, workspace.device)
     run_dir = run_dir_for(spec, task_data, options.results_dir, source, runtime)
     cost = run_cost(
         spec,

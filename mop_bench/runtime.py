@@ -6,7 +6,9 @@ hardware only, and the resolved dtype and the CPU's kernel family (AVX2, AVX512,
 float kernels round differently on each) enter the fingerprint; the dtype also enters
 the comparable key, since it changes the model itself. The thread count is recorded but
 not hashed: generations, scores and embeddings were measured bit-identical with 1 and 2
-threads (tests/test_reproducible.py), and the gate fit runs single-threaded.
+threads (tests/test_reproducible.py), and the gate fit runs single-threaded. The device
+(`--device`, `mop_bench.devices`) is recorded always and hashed when it is not the CPU,
+so CPU runs keep the fingerprints they had before the option existed.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from typing import Any
 from mop_bench.spec import RunSpec
 
 
-def runtime_identity(spec: RunSpec) -> dict[str, Any]:
-    """`{"lm_dtype", "cpu_capability", "threads"}` for a run on this machine; `lm_dtype`
-    is None where no in-process LM computes the output (the `real` calibration, servers)."""
+def runtime_identity(spec: RunSpec, device: str = "cpu") -> dict[str, Any]:
+    """`{"lm_dtype", "cpu_capability", "threads", "device"}` for a run on this machine
+    (`device` already resolved); `lm_dtype` is None where no in-process LM computes the
+    output (the `real` calibration, servers)."""
     import torch
 
     from mop_bench.lm.hf import default_threads
@@ -26,9 +29,10 @@ def runtime_identity(spec: RunSpec) -> dict[str, Any]:
 
     in_process = spec.lm.backend == "transformers" and spec.simulator.kind in ("mop", "template")
     return {
-        "lm_dtype": choose_dtype(spec.lm.dtype) if in_process else None,
+        "lm_dtype": choose_dtype(spec.lm.dtype, device) if in_process else None,
         "cpu_capability": str(torch.backends.cpu.get_cpu_capability()),
         "threads": default_threads(),
+        "device": device,
     }
 
 
@@ -42,9 +46,13 @@ def comparable_lm_dtype(spec: RunSpec, runtime: dict[str, Any]) -> str | None:
         return runtime["lm_dtype"]
     from mop_bench.lm.loading import choose_dtype
 
-    return choose_dtype(spec.lm.dtype)
+    return choose_dtype(spec.lm.dtype, runtime.get("device", "cpu"))
 
 
 def fingerprinted(runtime: dict[str, Any]) -> dict[str, Any]:
-    """The part of `runtime_identity` that decides outputs (enters the fingerprint)."""
-    return {k: runtime[k] for k in ("lm_dtype", "cpu_capability")}
+    """The part of `runtime_identity` that decides outputs (enters the fingerprint): the
+    device only off the CPU, so CPU fingerprints are those of before `--device`."""
+    out = {k: runtime[k] for k in ("lm_dtype", "cpu_capability")}
+    if runtime.get("device", "cpu") != "cpu":
+        out["device"] = runtime["device"]
+    return out

@@ -24,6 +24,8 @@ class Workspace:
 
     progress: bool = True
     lm_batch_size: int | None = None
+    device: str = "cpu"
+    """Where the in-process LM and the encoder run, resolved (`mop_bench.devices`)."""
     _lms: dict[LMSpec, Any] = field(default_factory=dict)
     _encoders: dict[EncoderSpec, Any] = field(default_factory=dict)
     _tasks: dict[tuple, Any] = field(default_factory=dict)
@@ -59,7 +61,7 @@ class Workspace:
         if spec not in self._encoders:
             from mop_bench.embed import Encoder
 
-            self._encoders[spec] = Encoder(spec, progress=self.progress)
+            self._encoders[spec] = Encoder(spec, progress=self.progress, device=self.device)
         return self._encoders[spec]
 
     def lm(self, spec: LMSpec):
@@ -67,7 +69,7 @@ class Workspace:
             from mop_bench.lm import load_lm
 
             t0 = time.perf_counter()
-            kwargs = {"progress": self.progress and not self._stage_bar}
+            kwargs = {"progress": self.progress and not self._stage_bar, "device": self.device}
             if self.lm_batch_size:
                 kwargs["batch_size"] = self.lm_batch_size
             self._lms[spec] = load_lm(spec, **kwargs)

@@ -25,7 +25,7 @@ class SlowFakeLM(FakeLM):
         return super().generate(*args, **kwargs)
 
 
-def _fake_backend(spec, *, batch_size, progress):
+def _fake_backend(spec, *, batch_size, progress, **kw):
     return SlowFakeLM(name="slow-fake")
 
 

@@ -77,6 +77,7 @@ class TransformersLM:
         num_threads: int | None = None,
         fast_decode: bool = True,
         lean_score: bool = True,
+        device: str = "cpu",
     ) -> None:
         import torch
 
@@ -93,6 +94,8 @@ class TransformersLM:
         )
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        #: Where `model` lives (`mop_bench.devices`); inputs are sent there.
+        self.device = device
         self.progress = progress
         self.stats = LMStats()
         # single-token attention by two small matmuls (see attention.py); off = stock sdpa
@@ -100,14 +103,15 @@ class TransformersLM:
         decoder = model.get_decoder()
         params = inspect.signature(decoder.forward).parameters
         cache_kwarg = "cache" if "cache" in params else "past_key_values"
-        self._parts = DecoderParts(decoder, model.get_output_embeddings(), cache_kwarg)
+        self._parts = DecoderParts(decoder, model.get_output_embeddings(), cache_kwarg, device)
         self.stop_ids = self._stop_ids()
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad if pad is not None else min(self.stop_ids))
         self.has_chat_template = bool(getattr(tokenizer, "chat_template", None))
-        # scoring through fastscore.LeanLlama where the architecture allows; built on
-        # the first `score` call (it holds a folded copy of the weights)
-        self.lean_score = lean_score
+        # scoring through fastscore.LeanLlama where the architecture allows (its fused
+        # kernels are tuned for CPUs); built on the first `score` call (it holds a
+        # folded copy of the weights)
+        self.lean_score = lean_score and device == "cpu"
         self._lean: Any = None
         #: Token positions actually run through the decoder while scoring (padding
         #: included, a shared prefix counted once per batch): for utilisation figures.
@@ -127,20 +131,25 @@ class TransformersLM:
         *,
         dtype: str = "auto",
         batch_size: int = 32,
+        max_batch_tokens: int = 8192,
         progress: bool = False,
         num_threads: int | None = None,
+        device: str = "cpu",
     ) -> TransformersLM:
-        """Load by alias, Hub id or path (see `mop_bench.lm.loading.resolve_model`)."""
+        """Load by alias, Hub id or path (see `mop_bench.lm.loading.resolve_model`) onto
+        `device` (resolved: "cpu", "cuda", "cuda:N" or "mps")."""
         from mop_bench.lm.loading import load_pretrained
 
-        loaded = load_pretrained(model, dtype=dtype)
+        loaded = load_pretrained(model, dtype=dtype, device=device)
         return cls(
             loaded.model,
             loaded.tokenizer,
             name=loaded.identity,
             batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
             progress=progress,
             num_threads=num_threads,
+            device=device,
         )
 
     def _stop_ids(self) -> set[int]:
@@ -387,9 +396,10 @@ class TransformersLM:
             picked = lean.final_norm(lean.hidden(ids, past)[rows_t, cols_t])
             head: Any = lean.head
         else:
-            hidden = self._parts.decoder(input_ids=ids, use_cache=False).last_hidden_state
-            picked, head = hidden[rows_t, cols_t], self._parts.lm_head
-        target = torch.tensor(targets, dtype=torch.long)
+            dev = self.device
+            hidden = self._parts.decoder(input_ids=ids.to(dev), use_cache=False).last_hidden_state
+            picked, head = hidden[rows_t.to(dev), cols_t.to(dev)], self._parts.lm_head
+        target = torch.tensor(targets, dtype=torch.long).to(picked.device)
         out = continuation_logprobs(picked, head, target, tau)
         pieces = torch.split(out, [len(t) for t in tails])
         return [p.numpy().copy() for p in pieces]

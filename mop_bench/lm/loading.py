@@ -104,7 +104,7 @@ def choose_dtype(dtype: str, device: str = "cpu") -> str:
     """Resolve "auto" from the hardware alone (never from a timing, which a busy machine
     can flip): bfloat16 on CUDA with bf16 support, or on a CPU that computes bf16 in
     hardware (AVX512-BF16 or AMX, where bf16 matmuls run about 2x fp32); float32
-    otherwise."""
+    otherwise (and on Apple's MPS)."""
     if dtype not in DTYPES:
         raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
     if dtype != "auto":
@@ -113,6 +113,8 @@ def choose_dtype(dtype: str, device: str = "cpu") -> str:
 
     if device.startswith("cuda"):
         return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+    if device == "mps":
+        return "float32"  # bf16 kernels are incomplete on MPS
     if cpu_has_native_bf16():
         return "bfloat16"
     return "float32"

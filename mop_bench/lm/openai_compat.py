@@ -254,7 +254,15 @@ class OpenAICompatLM:
             raise ValueError(f"generate: max_new_tokens must be >= 1, got {max_new_tokens}")
         start = time.perf_counter()
         jobs = [
-            (p, float(t), int(s), int(max_new_tokens), float(top_p), tuple(stop), int(min_new_tokens))
+            (
+                p,
+                float(t),
+                int(s),
+                int(max_new_tokens),
+                float(top_p),
+                tuple(stop),
+                int(min_new_tokens),
+            )
             for p, t, s in zip(prompts, temperatures, seeds, strict=True)
         ]
         out = self._map(self._generate_one, jobs, "generate")

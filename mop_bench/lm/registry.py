@@ -8,7 +8,7 @@ from mop_bench.lm.base import LanguageModel
 from mop_bench.registry import Registry
 from mop_bench.spec import LMSpec
 
-#: name -> factory(spec, *, batch_size, progress) -> LanguageModel. Entries are
+#: name -> factory(spec, *, batch_size, progress, device) -> LanguageModel. Entries are
 #: "module:attr" strings so nothing heavy is imported until a backend is built.
 LM_BACKENDS: Registry[Any] = Registry("LM backend")
 LM_BACKENDS.register("transformers", "mop_bench.lm.registry:_transformers")
@@ -16,15 +16,24 @@ LM_BACKENDS.register("openai", "mop_bench.lm.registry:_openai")
 LM_BACKENDS.register("vllm", "mop_bench.lm.registry:_vllm")
 
 
-def _transformers(spec: LMSpec, *, batch_size: int, progress: bool) -> LanguageModel:
+def _transformers(
+    spec: LMSpec, *, batch_size: int, progress: bool, device: str = "cpu"
+) -> LanguageModel:
+    from mop_bench.devices import batch_scale
     from mop_bench.lm.hf import TransformersLM
 
+    scale = batch_scale(device)
     return TransformersLM.from_pretrained(
-        spec.model, dtype=spec.dtype, batch_size=batch_size, progress=progress
+        spec.model,
+        dtype=spec.dtype,
+        batch_size=batch_size * scale,
+        max_batch_tokens=8192 * scale,
+        progress=progress,
+        device=device,
     )
 
 
-def _openai(spec: LMSpec, *, batch_size: int, progress: bool) -> LanguageModel:
+def _openai(spec: LMSpec, *, batch_size: int, progress: bool, device: str = "cpu") -> LanguageModel:
     import os
 
     from mop_bench.lm.openai_compat import OpenAICompatLM
@@ -44,7 +53,7 @@ def _openai(spec: LMSpec, *, batch_size: int, progress: bool) -> LanguageModel:
     )
 
 
-def _vllm(spec: LMSpec, *, batch_size: int, progress: bool) -> LanguageModel:
+def _vllm(spec: LMSpec, *, batch_size: int, progress: bool, device: str = "cpu") -> LanguageModel:
     from mop_bench.lm.loading import PACKAGED_GGUF
     from mop_bench.lm.vllm_backend import VLLMLM
 
@@ -53,7 +62,13 @@ def _vllm(spec: LMSpec, *, batch_size: int, progress: bool) -> LanguageModel:
     return VLLMLM(model, dtype=spec.dtype, max_num_seqs=max(batch_size, 1))
 
 
-def load_lm(spec: LMSpec, *, batch_size: int = 32, progress: bool = True) -> LanguageModel:
-    """Build the language model a run spec names (`spec.backend` picks the factory)."""
+def load_lm(
+    spec: LMSpec, *, batch_size: int = 32, progress: bool = True, device: str = "cpu"
+) -> LanguageModel:
+    """Build the language model a run spec names (`spec.backend` picks the factory);
+    `device` (resolved, `mop_bench.devices`) is where an in-process model runs (servers
+    and vLLM place their models themselves)."""
     factory = LM_BACKENDS.get(spec.backend)
-    return factory(spec, batch_size=batch_size, progress=progress)
+    # only off the CPU, so factories registered before `device` existed keep working
+    extra = {"device": device} if device != "cpu" else {}
+    return factory(spec, batch_size=batch_size, progress=progress, **extra)

@@ -223,6 +223,13 @@ class DecoderParts:
     decoder: Callable[..., Any]
     lm_head: Callable[[torch.Tensor], torch.Tensor]
     cache_kwarg: str
+    device: str = "cpu"
+    """Where the model lives: inputs go there, logits come back to the CPU, where the
+    rows' uniforms are (so a row draws the same way on every device)."""
+
+    def logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        out = self.lm_head(hidden)
+        return out if self.device == "cpu" else out.float().cpu()
 
 
 def generate_batch(
@@ -266,12 +273,17 @@ def generate_batch(
     cache = make_cache(width + max_new_tokens)
     kw = {parts.cache_kwarg: cache, "use_cache": True}
 
+    dev = parts.device
     if shared:
         prefix = torch.tensor([prompt_ids[0][:shared]], dtype=torch.long)
-        parts.decoder(input_ids=prefix, position_ids=torch.arange(shared)[None], **kw)
+        parts.decoder(
+            input_ids=prefix.to(dev), position_ids=torch.arange(shared)[None].to(dev), **kw
+        )
         cache.batch_repeat_interleave(rows)
-    hidden = parts.decoder(input_ids=ids, attention_mask=mask, position_ids=positions, **kw)
-    logits = parts.lm_head(hidden.last_hidden_state[:, -1])
+    hidden = parts.decoder(
+        input_ids=ids.to(dev), attention_mask=mask.to(dev), position_ids=positions.to(dev), **kw
+    )
+    logits = parts.logits(hidden.last_hidden_state[:, -1])
     last_pos = positions[:, -1]
     for step in range(max_new_tokens):
         if step < min_new_tokens:
@@ -297,7 +309,10 @@ def generate_batch(
         mask = torch.cat([mask, torch.ones((len(live), 1), dtype=mask.dtype)], dim=-1)
         last_pos = last_pos + 1
         hidden = parts.decoder(
-            input_ids=token[:, None], attention_mask=mask, position_ids=last_pos[:, None], **kw
+            input_ids=token[:, None].to(dev),
+            attention_mask=mask.to(dev),
+            position_ids=last_pos[:, None].to(dev),
+            **kw,
         )
-        logits = parts.lm_head(hidden.last_hidden_state[:, -1])
+        logits = parts.logits(hidden.last_hidden_state[:, -1])
     return out

@@ -191,10 +191,12 @@ def load_scores(record: dict[str, Any], cache_dir: Path) -> list[dict[str, float
 
 
 def _float32_copy(model: Any) -> Any:
-    """A float32 copy of `model` in eval mode with every weight frozen."""
+    """A float32 copy of `model` on the CPU, in eval mode with every weight frozen (the
+    adapters are trained and scored on the CPU whatever `--device` says: a small, short
+    job whose inputs are built there)."""
     import torch
 
-    work = copy.deepcopy(model).to(torch.float32)
+    work = copy.deepcopy(model).to("cpu", torch.float32)
     work.eval()
     for p in work.parameters():
         p.requires_grad_(False)

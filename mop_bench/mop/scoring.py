@@ -171,8 +171,7 @@ def tau_range(fit: Any) -> tuple[float, float]:
     hi = min(max(fit.temperature_grid), fit.max_temperature)
     if hi < lo:
         raise ValueError(
-            f"fit.max_temperature={fit.max_temperature} is below the smallest grid "
-            f"temperature {lo}"
+            f"fit.max_temperature={fit.max_temperature} is below the smallest grid temperature {lo}"
         )
     return lo, hi
 
