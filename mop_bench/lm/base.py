@@ -68,17 +68,29 @@ class LMStats:
     generate_sequences: int = 0
     generate_tokens: int = 0
     generate_seconds: float = 0.0
+    score_prompt_tokens: int = 0
+    """Prompt tokens of the scored sequences (0 where a backend does not count them):
+    with `score_tokens`, what `benchmarks/end_to_end.py` reports as prompt and
+    continuation throughput."""
+    generate_prompt_tokens: int = 0
+    """Prompt tokens of the generated sequences (0 where a backend does not count them)."""
     extra: dict[str, float] = field(default_factory=dict)
 
-    def add_generate(self, sequences: int, tokens: int, seconds: float) -> None:
+    def add_generate(
+        self, sequences: int, tokens: int, seconds: float, prompt_tokens: int = 0
+    ) -> None:
         self.generate_sequences += sequences
         self.generate_tokens += tokens
         self.generate_seconds += seconds
+        self.generate_prompt_tokens += prompt_tokens
 
-    def add_score(self, sequences: int, tokens: int, seconds: float) -> None:
+    def add_score(
+        self, sequences: int, tokens: int, seconds: float, prompt_tokens: int = 0
+    ) -> None:
         self.score_sequences += sequences
         self.score_tokens += tokens
         self.score_seconds += seconds
+        self.score_prompt_tokens += prompt_tokens
 
 
 @runtime_checkable

@@ -298,7 +298,12 @@ class TransformersLM:
                 bar.update(len(batch))
         bar.close()
         out = [Completion(self._decode(t), len(t)) for t in new]
-        self.stats.add_generate(n, sum(c.n_tokens for c in out), time.perf_counter() - start)
+        self.stats.add_generate(
+            n,
+            sum(c.n_tokens for c in out),
+            time.perf_counter() - start,
+            prompt_tokens=sum(len(i) for i in ids),
+        )
         return out
 
     def _decode(self, ids: list[int]) -> str:
@@ -357,7 +362,12 @@ class TransformersLM:
                     )
                 bar.update(len(batch))
         bar.close()
-        self.stats.add_score(len(heads), sum(len(t) for t in tails), time.perf_counter() - start)
+        self.stats.add_score(
+            len(heads),
+            sum(len(t) for t in tails),
+            time.perf_counter() - start,
+            prompt_tokens=sum(len(h) for h in heads),
+        )
         return results  # type: ignore[return-value]
 
     def _score_batch(
