@@ -26,14 +26,6 @@ from mop_bench.lm.sampling import (
     generate_batch,
 )
 
-#: Scoring batches close early when padding would exceed this fraction of the batch...
-MAX_PADDING = 0.1
-#: ...once they hold this many real tokens (enough rows for efficient matmuls).
-MIN_BATCH_TOKENS = 1024
-#: Scoring rows whose prompts share at least this fraction of their tokens are batched
-#: together (and their common prefix run once).
-GROUP_PREFIX_SHARE = 0.5
-
 
 def available_cores() -> int:
     try:
@@ -189,50 +181,18 @@ class TransformersLM:
             )
         return list(self.tokenizer(prompt)["input_ids"])
 
-    def _batches(self, order: list[int], lengths: Sequence[int]) -> Iterator[list[int]]:
-        """Consecutive slices of `order` (ascending length) within the row and token
-        caps; a batch also closes early once it holds `MIN_BATCH_TOKENS` real tokens if
-        the next sequence would push padding above `MAX_PADDING`."""
-        batch: list[int] = []
-        real = 0
-        for i in order:
-            padded = lengths[i] * (len(batch) + 1)  # i is the longest so far
-            waste = 1 - (real + lengths[i]) / padded
-            if batch and (
-                len(batch) >= self.batch_size
-                or padded > self.max_batch_tokens
-                or (waste > MAX_PADDING and real >= MIN_BATCH_TOKENS)
-            ):
-                yield batch
-                batch, real = [], 0
-            batch.append(i)
-            real += lengths[i]
-        if batch:
-            yield batch
-
     def _score_batches(self, heads: list[list[int]], lengths: list[int]) -> Iterator[list[int]]:
-        """Rows that share most of their prompt (a (persona, exemplar) prompt scored
-        for many continuations) are batched together, so that the shared prefix runs
-        once per batch (`_score_batch`); the other rows in length order."""
-        order = sorted(range(len(heads)), key=lambda i: heads[i])
-        groups: list[list[int]] = []
-        for i in order:
-            if groups:
-                first = heads[groups[-1][0]]
-                shared = common_prefix([first, heads[i]])
-                if shared >= max(
-                    MIN_SHARED_PREFIX, GROUP_PREFIX_SHARE * min(len(first), len(heads[i]))
-                ):
-                    groups[-1].append(i)
-                    continue
-            groups.append([i])
-        singles = sorted((g[0] for g in groups if len(g) == 1), key=lambda i: lengths[i])
-        for group in groups:
-            if len(group) > 1 and self._lean_model() is not None:
-                yield from self._batches(sorted(group, key=lambda i: lengths[i]), lengths)
-            elif len(group) > 1:
-                singles = sorted([*singles, *group], key=lambda i: lengths[i])
-        yield from self._batches(singles, lengths)
+        """Scoring batches (`mop_bench.lm.score_batches.plan`): prompt-sharing groups
+        only where the lean path runs their common prefix once."""
+        from mop_bench.lm.score_batches import plan
+
+        return plan(
+            heads,
+            lengths,
+            batch_size=self.batch_size,
+            max_batch_tokens=self.max_batch_tokens,
+            share_prefixes=self._lean_model() is not None,
+        )
 
     def _bar(self, total: int, desc: str) -> Any:
         from tqdm.auto import tqdm
