@@ -3,6 +3,7 @@ metric, and leave the inputs the report plots (embeddings, a golden sample)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -49,6 +50,8 @@ def score_stage(
     side_inputs = {
         "heldout": None if heldout is None else digest(heldout),
         "fit": None if fit is None else digest(fit.get("diagnostics")),
+        # a changed metric setting (e.g. metrics.golden_cut's default) scores again
+        "metrics": digest(dataclasses.asdict(spec.metrics)),
     }
     if path.exists() and not force:
         old = store.read_json(path)
@@ -65,9 +68,12 @@ def score_stage(
             return old
         if absent:
             log.info("%s: scoring again for metric(s) %s", run_dir.name, ", ".join(absent))
+    from mop_bench.token_cut import golden_texts
+
     encoder = workspace.encoder(spec.encoder)
     golden = task_data.golden
-    real = encoder.encode([e.text for e in golden], desc="golden set")
+    golden_seen = golden_texts(spec, golden)  # cut to the budget (metrics.golden_cut)
+    real = encoder.encode(golden_seen, desc="golden set")
     synth = encoder.encode([g.text for g in generations], desc="synthetic set")
     pool = encoder.encode([e.text for e in task_data.pool], desc="pool")
     labels = _labels_array
@@ -111,7 +117,7 @@ def score_stage(
     for name, message in errors.items():
         log.warning("metric %s failed: %s", name, message)
     store.write_json(path, out)
-    _write_report_inputs(run_dir, real, synth, golden, generations)
+    _write_report_inputs(run_dir, real, synth, golden, golden_seen, generations)
     return out
 
 
@@ -192,8 +198,9 @@ def _labels_array(labels: list[int | None]) -> np.ndarray | None:
     return np.array([-1 if v is None else int(v) for v in labels], dtype=np.int64)
 
 
-def _write_report_inputs(run_dir: Path, real, synth, golden, generations) -> None:
-    """Embeddings and a golden sample for the report's plots and side-by-side texts."""
+def _write_report_inputs(run_dir: Path, real, synth, golden, golden_seen, generations) -> None:
+    """Embeddings and a golden sample (its texts as the metrics saw them) for the
+    report's plots and side-by-side texts."""
     buf = io.BytesIO()
     np.savez_compressed(
         buf,
@@ -207,10 +214,10 @@ def _write_report_inputs(run_dir: Path, real, synth, golden, generations) -> Non
     os.replace(tmp, run_dir / "embeddings.npz")
     per_label: dict[Any, int] = {}
     rows = []
-    for e in golden:
+    for e, text in zip(golden, golden_seen, strict=True):
         if per_label.get(e.label, 0) < 10:
             per_label[e.label] = per_label.get(e.label, 0) + 1
-            rows.append({"label": e.label, "context": e.context, "text": e.text})
+            rows.append({"label": e.label, "context": e.context, "text": text})
     tmp = run_dir / ".golden_sample.jsonl.tmp"
     tmp.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8"

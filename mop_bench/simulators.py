@@ -172,24 +172,15 @@ class RealSimulator:
         """`text` cut to the token budget (as the LM's tokenizer counts), with a record."""
         if not self.spec.length_matched:
             return text, {}
-        if self._tokenizer is None:
-            from mop_bench.lm.loading import load_tokenizer
+        from mop_bench.token_cut import budget_tokenizer, cut_to_tokens
 
-            model = self.inputs.spec.lm.model
-            try:
-                self._tokenizer = load_tokenizer(model)
-            except (OSError, ValueError) as exc:
-                raise ValueError(
-                    f"real: cannot load the tokenizer of {model!r} to length-match the "
-                    f"calibration texts ({exc}); set simulator.length_matched=false for "
-                    "full-length texts"
-                ) from exc
-        limit = self.inputs.spec.budget.max_new_tokens
-        ids = self._tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) <= limit:
-            return text, {"tokens": len(ids), "truncated": False}
-        cut = self._tokenizer.decode(ids[:limit], skip_special_tokens=True).strip()
-        return cut, {"tokens": limit, "source_tokens": len(ids), "truncated": True}
+        if self._tokenizer is None:
+            self._tokenizer = budget_tokenizer(
+                self.inputs.spec.lm.model,
+                who="real (length-matching the calibration texts)",
+                instead="simulator.length_matched=false for full-length texts",
+            )
+        return cut_to_tokens(self._tokenizer, text, self.inputs.spec.budget.max_new_tokens)
 
     def simulate(self, chunks: Sequence[Sequence[Context]]) -> Iterator[list[Generation]]:
         heldout = self.inputs.task.heldout

@@ -125,6 +125,13 @@ class MetricSpec:
     for the importance-sampled mixture likelihood (single-prompt simulators are exact)."""
     heldout_block: int = 16
     """Held-out examples that share one set of drawn pairs."""
+    golden_cut: Literal["budget", "full"] = "budget"
+    """`budget`: each golden text is cut to the budget's `max_new_tokens` tokens of the
+    run's LM tokenizer before it is embedded, the cap every simulator's text and the
+    `real` calibration have, so the sample metrics compare texts of like length (the
+    population a 64-token budget can reach is the first 64 tokens of its texts). `full`:
+    whole golden texts, as runs were scored before 2026-12-06 (whole IMDB reviews kept
+    even the length-matched real row at MAUVE 0.86)."""
 
 
 @dataclass(frozen=True)

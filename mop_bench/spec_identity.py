@@ -24,6 +24,10 @@ _NEW_AT_DEFAULT: dict[str, dict[str, Any]] = {
         "picle": dataclasses.asdict(PicleSpec()),
         "template": {},
     },
+    # A scoring setting: at its default (a changed behaviour, unlike the fields above)
+    # an earlier run keeps its name and generations, and the score stage scores it again
+    # because the metric settings recorded in its metrics.json differ (scoring.py).
+    "metrics": {"golden_cut": "budget"},
 }
 
 
