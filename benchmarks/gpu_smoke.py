@@ -21,6 +21,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
 LABEL_WORDS = {
     "neg": ["rain", "storm", "cold", "grey", "wet", "dark", "slow", "rude", "noisy", "bland"],
     "pos": ["sun", "bright", "warm", "happy", "clear", "blue", "fast", "kind", "quiet", "tasty"],
@@ -29,11 +30,10 @@ LABEL_WORDS = {
 
 def tiny_models(assets: Path, work: Path) -> tuple[Path, Path]:
     """Save a random 2-layer Llama and a random 2-layer BERT sentence encoder to `work`."""
-    import torch
+    from gpu_throughput import seeded_weights
     from transformers import AutoTokenizer, BertConfig, BertModel, LlamaConfig, LlamaForCausalLM
 
     tokenizer = AutoTokenizer.from_pretrained(assets)
-    torch.manual_seed(0)  # a throwaway random model for a smoke run
     lm = LlamaForCausalLM(
         LlamaConfig(
             vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128,
@@ -43,7 +43,7 @@ def tiny_models(assets: Path, work: Path) -> tuple[Path, Path]:
         )
     )  # fmt: skip
     lm_dir = work / "tiny-lm"
-    lm.save_pretrained(lm_dir)
+    seeded_weights(lm, seed=0).save_pretrained(lm_dir)
     tokenizer.save_pretrained(lm_dir)
     encoder = BertModel(
         BertConfig(
@@ -53,7 +53,7 @@ def tiny_models(assets: Path, work: Path) -> tuple[Path, Path]:
         )
     )  # fmt: skip
     enc_dir = work / "tiny-encoder"
-    encoder.save_pretrained(enc_dir)
+    seeded_weights(encoder, seed=1).save_pretrained(enc_dir)
     tokenizer.save_pretrained(enc_dir)
     return lm_dir, enc_dir
 

@@ -32,6 +32,22 @@ FILLER = (
 )
 
 
+def seeded_weights(model, seed: int = 0):
+    """Every weight drawn from one seeded generator (N(0, 0.02); norms 1, biases 0)."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if name.endswith("norm.weight") or "LayerNorm.weight" in name:
+                param.fill_(1.0)
+            elif name.endswith("bias"):
+                param.zero_()
+            else:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
+    return model
+
+
 def random_model(folder: Path, device: str, dtype: str, seed: int = 0):
     import torch
     from transformers import AutoConfig, AutoModelForCausalLM
@@ -39,14 +55,7 @@ def random_model(folder: Path, device: str, dtype: str, seed: int = 0):
     config = AutoConfig.from_pretrained(folder)
     with torch.device("meta"):
         model = AutoModelForCausalLM.from_config(config)
-    model = model.to_empty(device="cpu")
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if name.endswith("norm.weight"):
-                param.fill_(1.0)
-            else:
-                param.copy_(torch.randn(param.shape, generator=gen) * 0.02)
+    model = seeded_weights(model.to_empty(device="cpu"), seed)
     model.model.rotary_emb = type(model.model.rotary_emb)(config=config)
     return model.to(device=device, dtype=getattr(torch, dtype)).eval()
 
