@@ -87,7 +87,9 @@ def make_run(
     spec = RunSpec.from_json(
         spec.to_json() | {"simulator": spec.to_json()["simulator"] | {"n_personas": personas}}
     )
-    spec = RunSpec.from_json(spec.to_json() | {"data": spec.to_json()["data"] | {"pool_size": pool}})
+    spec = RunSpec.from_json(
+        spec.to_json() | {"data": spec.to_json()["data"] | {"pool_size": pool}}
+    )
     fp = spec.fingerprint()
     run = root / task / f"{sim}-{fp}"
     run.mkdir(parents=True)
