@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from mop_bench import store
-from mop_bench.devices import resolve_device
 from mop_bench.paths import safe_name
 from mop_bench.runner import RunOptions, Workspace, build_spec, run
 
@@ -55,9 +54,7 @@ def compare(
     from mop_bench.report import render_comparison
 
     options = options or RunOptions()
-    workspace = workspace or Workspace(
-        progress=options.progress, device=resolve_device(options.device)
-    )
+    workspace = workspace or Workspace.for_options(options)
     seeds = seeds or [0]
     if floor is not None and floor not in sims:
         # Not an error: the pages say why there is no normalised score.
@@ -116,9 +113,7 @@ def sweep(
     from mop_bench.report import render_sweep
 
     options = options or RunOptions()
-    workspace = workspace or Workspace(
-        progress=options.progress, device=resolve_device(options.device)
-    )
+    workspace = workspace or Workspace.for_options(options)
     seeds = seeds or [0]
     for key in axes:
         resolve_path(key)  # fail early on a misspelt setting

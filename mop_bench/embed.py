@@ -190,35 +190,35 @@ class Encoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         bar = _progress(len(texts), self.progress and len(texts) > self.batch_size, desc)
         batches = self._length_batches(texts)
-        for rows in batches:
-            out[rows] = self._encode_batch([texts[i] for i in rows])
+        for length, rows in batches:
+            out[rows] = self._encode_batch([texts[i] for i in rows], length)
             bar.update(len(rows))
         bar.close()
-        if self._grouping_ok is None and any(len(rows) > 1 for rows in batches):
+        if self._grouping_ok is None and any(len(rows) > 1 for _, rows in batches):
             self._grouping_ok = self._check_grouping(texts, batches, out)
             if not self._grouping_ok:
                 return self._encode_invariant(texts, desc)
         return out
 
-    def _length_batches(self, texts: list[str]) -> list[list[int]]:
-        """Row indices in batches of at most `batch_size` texts of one token length (as
-        the encoder truncates them), shortest first; single rows for texts shorter than
-        `MIN_BATCHED_TOKENS` and wherever grouping is off."""
-        if self._grouping_ok is False or len(texts) == 1:
-            return [[i] for i in range(len(texts))]
+    def _length_batches(self, texts: list[str]) -> list[tuple[int, list[int]]]:
+        """(token length, row indices) batches of at most `batch_size` texts of one
+        token length (as the encoder truncates them), shortest first; single rows for
+        texts shorter than `MIN_BATCHED_TOKENS` and wherever grouping is off."""
         groups: dict[int, list[int]] = {}
         for i, length in enumerate(self._tokenize(texts)["attention_mask"].sum(1).tolist()):
             groups.setdefault(int(length), []).append(i)
-        batches: list[list[int]] = []
+        batches: list[tuple[int, list[int]]] = []
         for length, rows in sorted(groups.items()):
-            size = self.batch_size if length >= MIN_BATCHED_TOKENS else 1
-            batches += [rows[start : start + size] for start in range(0, len(rows), size)]
+            batched = length >= MIN_BATCHED_TOKENS and self._grouping_ok is not False
+            size = self.batch_size if batched else 1
+            batches += [(length, rows[s : s + size]) for s in range(0, len(rows), size)]
         return batches
 
-    def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        """One forward pass over `texts` (of one token length); a single short text on
-        one thread, where the thread count would change its bits."""
-        with _one_thread(len(texts) == 1 and self._token_count(texts[0]) < MIN_BATCHED_TOKENS):
+    def _encode_batch(self, texts: list[str], length: int) -> np.ndarray:
+        """One forward pass over `texts`, all of `length` tokens; texts shorter than
+        `MIN_BATCHED_TOKENS` (only ever alone) on one thread, where the thread count
+        would change their bits."""
+        with _one_thread(length < MIN_BATCHED_TOKENS):
             return self.model.encode(
                 texts,
                 batch_size=len(texts),
@@ -231,17 +231,16 @@ class Encoder:
         model = self.model  # sentence-transformers 6 renamed tokenize to preprocess
         return (getattr(model, "preprocess", None) or model.tokenize)(texts)
 
-    def _token_count(self, text: str) -> int:
-        return int(self._tokenize([text])["attention_mask"].sum())
-
     def _check_grouping(
-        self, texts: list[str], batches: list[list[int]], batched: np.ndarray
+        self, texts: list[str], batches: list[tuple[int, list[int]]], batched: np.ndarray
     ) -> bool:
         """True when a text of the largest batch and the shortest and longest batched
         texts, encoded alone, give the bits they got in their batches."""
-        multi = [rows for rows in batches if len(rows) > 1]  # shortest texts first
-        for i in sorted({max(multi, key=len)[0], multi[0][0], multi[-1][0]}):
-            if not np.array_equal(self._encode_batch([texts[i]])[0], batched[i]):
+        multi = [(n, rows) for n, rows in batches if len(rows) > 1]  # shortest first
+        largest = max(range(len(multi)), key=lambda k: len(multi[k][1]))
+        for length, rows in (multi[k] for k in sorted({largest, 0, len(multi) - 1})):
+            i = rows[0]
+            if not np.array_equal(self._encode_batch([texts[i]], length)[0], batched[i]):
                 log.warning(
                     "embedding: batching texts of equal length changed a vector's bits on "
                     "this machine; encoding each text alone (slower, same vectors as the cache)"

@@ -274,7 +274,6 @@ def _check_echo(row: dict[str, Any], ctx: Context, names: tuple[str, ...], where
 def run_external(spec: RunSpec, path: Path, options=None, workspace=None) -> Path:
     """Score an external generations file as a run of `spec` (kind `external`); returns
     the run directory. The file is checked in full before anything is written."""
-    from mop_bench.devices import resolve_device
     from mop_bench.guard import check_size
     from mop_bench.runner import (
         RunOptions,
@@ -291,11 +290,7 @@ def run_external(spec: RunSpec, path: Path, options=None, workspace=None) -> Pat
     if spec.simulator.kind != KIND:
         raise ValueError(f"run_external needs a simulator of kind {KIND!r} (external_spec)")
     options = options or RunOptions()
-    workspace = workspace or Workspace(
-        progress=options.progress,
-        lm_batch_size=options.lm_batch_size,
-        device=resolve_device(options.device),
-    )
+    workspace = workspace or Workspace.for_options(options)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     task_data = workspace.task(spec)

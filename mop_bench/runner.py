@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from mop_bench import store
-from mop_bench.devices import resolve_device
 from mop_bench.estimate import run_cost
 from mop_bench.guard import check_size
 from mop_bench.overrides import with_overrides
@@ -120,11 +119,7 @@ def run(
 ) -> Path:
     """Run (or resume, or reuse) one run; returns its directory."""
     options = options or RunOptions()
-    workspace = workspace or Workspace(
-        progress=options.progress,
-        lm_batch_size=options.lm_batch_size,
-        device=resolve_device(options.device),
-    )
+    workspace = workspace or Workspace.for_options(options)
     timing: dict[str, float] = {}
 
     t0 = time.perf_counter()

@@ -33,6 +33,17 @@ class Workspace:
     _stage_bar: bool = False
     """A stage shows its own progress bar: the LMs' per-call bars stay off meanwhile."""
 
+    @classmethod
+    def for_options(cls, options: Any) -> Workspace:
+        """The workspace a `RunOptions` asks for, its device resolved here, once."""
+        from mop_bench.devices import resolve_device
+
+        return cls(
+            progress=options.progress,
+            lm_batch_size=options.lm_batch_size,
+            device=resolve_device(options.device),
+        )
+
     def card(self, spec: RunSpec):
         d = spec.data
         key = (spec.task, d.data_file, d.text_column, d.label_column)

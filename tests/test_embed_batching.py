@@ -47,7 +47,7 @@ def alone(tmp_path_factory) -> np.ndarray:
 def test_length_batches_equal_vectors_encoded_alone(tmp_path, alone) -> None:
     texts = _texts()
     enc = Encoder(cache=tmp_path / "a", progress=False, batch_size=8)
-    batches = enc._length_batches(texts)
+    batches = [rows for _, rows in enc._length_batches(texts)]
     assert max(len(b) for b in batches) == 8  # batching really happens
     assert any(len(b) == 1 for b in batches)  # short texts (< MIN_BATCHED_TOKENS) alone
     assert sorted(i for b in batches for i in b) == list(range(len(texts)))
@@ -67,8 +67,8 @@ def test_falls_back_to_alone_when_batching_changes_bits(tmp_path, alone, caplog)
     enc = Encoder(cache=tmp_path, progress=False)
     real = enc._encode_batch
 
-    def drifting(batch: list[str]) -> np.ndarray:
-        out = real(batch)
+    def drifting(batch: list[str], length: int) -> np.ndarray:
+        out = real(batch, length)
         return out + np.float32(1e-7) if len(batch) > 1 else out
 
     enc._encode_batch = drifting  # type: ignore[method-assign]

@@ -349,5 +349,5 @@ def test_real_encoder_vectors_match_whatever_the_batch(tmp_path: Path) -> None:
     warm.encode([*texts[::3], "a very long filler text " * 20])
     assert warm.encode(texts).tobytes() == fresh.tobytes()
     # each text alone (texts under MIN_BATCHED_TOKENS on one thread, as the encoder does)
-    alone = np.stack([warm._encode_batch([t])[0] for t in texts])
+    alone = np.stack([warm._encode_batch([t], warm._length_batches([t])[0][0])[0] for t in texts])
     assert alone.astype(np.float32).tobytes() == fresh.tobytes()

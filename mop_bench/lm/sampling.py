@@ -143,9 +143,8 @@ def nucleus_order(probs: torch.Tensor, top_p: float) -> tuple[torch.Tensor, torc
     short = (mass < top_p + NUCLEUS_MARGIN).nonzero().squeeze(-1)
     if len(short):
         full_values, full_index = probs[short].sort(dim=-1, descending=True, stable=True)
-        width = vocab
-        values = torch.cat([values, values.new_zeros((len(values), width - k))], dim=-1)
-        index = torch.cat([index, index.new_zeros((len(index), width - k))], dim=-1)
+        values = torch.cat([values, values.new_zeros((len(values), vocab - k))], dim=-1)
+        index = torch.cat([index, index.new_zeros((len(index), vocab - k))], dim=-1)
         values[short], index[short] = full_values, full_index
     return values, index
 
