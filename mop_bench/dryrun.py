@@ -41,7 +41,7 @@ def plan_run(spec: Any, options: Any, workspace: Any, rates: dict[Any, Rates]) -
     """Resolve `spec` as `runner.run` does, up to its run directory; estimate its cost."""
     from mop_bench.estimate import run_cost
     from mop_bench.guard import estimate as size_estimate
-    from mop_bench.rates import recorded_rates
+    from mop_bench.rates import MACHINE_KEYS, recorded_rates
     from mop_bench.runner import _gates_source, run_dir_for
     from mop_bench.runtime import runtime_identity
 
@@ -51,9 +51,10 @@ def plan_run(spec: Any, options: Any, workspace: Any, rates: dict[Any, Rates]) -
     source = _gates_source(spec, task_data, workspace, options)
     runtime = runtime_identity(spec, workspace.device)
     run_dir = run_dir_for(spec, task_data, options.results_dir, source, runtime)
-    key = (str(options.results_dir), spec.lm.model, spec.lm.backend)
+    machine = tuple(runtime.get(k) for k in MACHINE_KEYS)
+    key = (str(options.results_dir), spec.lm.model, spec.lm.backend, machine)
     if key not in rates:
-        rates[key] = recorded_rates(options.results_dir, spec.lm)
+        rates[key] = recorded_rates(options.results_dir, spec.lm, runtime=runtime)
     cost = run_cost(
         spec,
         task_data,

@@ -11,9 +11,11 @@ rates: new tokens/s while generating and scored tokens/s while scoring, each wit
 prompt's processing included, so prompt tokens (reported) add no time of their own.
 
 The rates are this machine's when the results folder holds finished runs of the same
-LM and backend (their timing.json), else those of the reference run recorded in
-benchmarks/README.md (a 2-core CPU: on other hardware, or with another LM, its time
-is only an order of magnitude until runs there record their own rates).
+LM and backend on the same kind of machine (their timing.json), else those of the
+reference run of this kind of machine recorded in benchmarks/README.md (2-core AVX2
+and AVX512-BF16 CPUs; elsewhere the AVX2 run's rates scaled by a timed matrix product,
+`mop_bench.rates`: with another LM or on a GPU, only an order of magnitude until runs
+there record their own rates).
 """
 
 from __future__ import annotations
@@ -251,9 +253,11 @@ def run_cost(
     encoder: Any = None,
     transfer: bool = False,
     rates: Rates | None = None,
+    runtime: dict[str, Any] | None = None,
 ) -> CostEstimate:
     """`estimate_cost` for the run in `run_dir` (what it holds already is not counted
-    again, unless `overwrite`), at the rates recorded under `results_dir`."""
+    again, unless `overwrite`), at the rates recorded under `results_dir` by runs on
+    this kind of machine (`runtime`, `mop_bench.rates.recorded_rates`)."""
     from mop_bench.rates import recorded_rates
     from mop_bench.run_status import RunState, run_state
 
@@ -261,7 +265,7 @@ def run_cost(
     return estimate_cost(
         spec,
         task_data,
-        rates=rates or recorded_rates(results_dir, spec.lm),
+        rates=rates or recorded_rates(results_dir, spec.lm, runtime=runtime),
         encoder=encoder,
         state=state,
         transfer=transfer,

@@ -136,6 +136,7 @@ def run(
         overwrite=options.overwrite,
         encoder=workspace.encoder(spec.encoder),  # not loaded: its cache is looked at
         transfer=source is not None,
+        runtime=runtime,
     )
     # The estimate line (memory, disk, time, LM tokens), and no run directory at all
     # when the run cannot fit.

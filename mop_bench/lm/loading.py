@@ -229,6 +229,13 @@ def load_pretrained(name: str, *, dtype: str = "auto", device: str = "cpu") -> L
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     resolved = choose_dtype(dtype, device)
+    if resolved == "bfloat16" and device == "cpu" and not cpu_has_native_bf16():
+        # measured on an AVX2 CPU: a bf16 matrix product at 1-2 GFLOP/s against fp32's 68
+        log.warning(
+            "%s: dtype bfloat16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) is "
+            "emulated, about 40x slower than float32; dtype auto picks float32 here",
+            name,
+        )
     source = resolve_model(name)
     folder = str(ensure_dequantized(source)) if source.gguf_file else source.location
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=getattr(torch, resolved))
