@@ -160,7 +160,11 @@ def state_summary(state: RunState, overwrite: bool = False) -> str:
     if overwrite:
         return f"exists ({state.status}); --overwrite would recompute it from scratch"
     if state.status == "scored":
-        return f"exists and is scored ({state.created}): it would be reused, no LM work"
+        reused = f"exists and is scored ({state.created}): it would be reused, no LM work"
+        if state.rescore:
+            # embeddings of the golden set (and, cold, of the samples): seconds to a minute
+            reused += f"; its metrics would be computed again ({'; '.join(state.rescore)})"
+        return reused
     done = f"{state.chunks_done}/{state.chunks_total} chunks generated"
     fit = ", fit done" if state.fitted else ""
     return f"exists, {state.status}; it would resume ({done}{fit})"

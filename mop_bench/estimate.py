@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mop_bench.rates import REFERENCE_RATES, Rates
+from mop_bench.token_cut import golden_texts_or_whole
 
 #: SmolLM2's BPE tokens per whitespace-separated English word (reviews, news: 1.3-1.4).
 TOKENS_PER_WORD = 1.35
@@ -60,6 +61,8 @@ class CostEstimate:
     """Embedding-cache growth (outside the run directory)."""
     reused: bool = False
     """The run directory holds a finished run: nothing to compute."""
+    rescored: bool = False
+    """...but its metrics would be computed again (their settings changed)."""
 
     @property
     def seconds(self) -> float:
@@ -75,7 +78,8 @@ class CostEstimate:
     def summary(self) -> str:
         """One line: time, LM tokens and disk."""
         if self.reused:
-            return "nothing to compute: a finished run is reused (no LM work)"
+            again = "; its metrics are computed again" if self.rescored else ""
+            return f"nothing to compute: a finished run is reused (no LM work){again}"
         new, scored = self.tokens("new tokens"), self.tokens("tokens")
         parts = [f"{_count(new)} new (+{_count(self.prompt_tokens)} prompt)"] if new else []
         parts += [f"{_count(scored)} scored"] if scored else []
@@ -184,6 +188,7 @@ def estimate_cost(
     if state is not None and state.exists and state.scored and state.failed is None:
         est.items.append(Work("report", 0, 0, REPORT_S, note="a finished run: reused"))
         est.reused = True
+        est.rescored = bool(state.rescore)
         return est
     uses_lm = sim.kind in ("mop", "template")
     prepared = transfer or (state is not None and state.fitted)
@@ -214,7 +219,8 @@ def estimate_cost(
         )
     # Encoding: the golden set and the pool (gating features and the metrics), the
     # synthetic texts; what the embedding cache holds already is free.
-    texts = [e.text for e in task_data.golden] + [e.text for e in task_data.pool]
+    # the golden texts as the metrics will ask the cache for them (cut to the budget)
+    texts = golden_texts_or_whole(spec, task_data.golden) + [e.text for e in task_data.pool]
     distinct = len(set(texts))
     counter = getattr(encoder, "cached_count", None)  # a stand-in encoder may have none
     cached = counter(texts) if counter is not None else 0

@@ -7,7 +7,7 @@ whether the run it would start exists already and how much of it is done.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,9 @@ class RunState:
     scored: bool = False
     failed: str | None = None
     """The last invocation's error, when it failed."""
+    rescore: list[str] = field(default_factory=list)
+    """Why a scored run's metrics would be computed again under the spec `run_state` was
+    given (`mop_bench.scoring.rescore_reasons`); empty when they are up to date."""
 
     @property
     def status(self) -> str:
@@ -84,6 +87,10 @@ def run_state(run_dir: Path, spec: Any = None) -> RunState:
         heldout=(run_dir / "heldout.json").is_file(),
         scored=(run_dir / "metrics.json").is_file(),
     )
+    if state.scored and spec is not None:
+        from mop_bench.scoring import rescore_reasons
+
+        state.rescore = rescore_reasons(run_dir, spec)
     failed = run_dir / store.FAILED
     if failed.is_file():
         try:

@@ -31,6 +31,35 @@ def generations_hash(generations: list[Generation]) -> str:
     return h.hexdigest()[:16]
 
 
+def metric_settings_digest(spec: RunSpec) -> str:
+    """The digest of the run's metric settings that metrics.json records (`_inputs.metrics`)."""
+    return digest(dataclasses.asdict(spec.metrics))
+
+
+def absent_metrics(old: dict[str, Any]) -> list[str]:
+    """Built-in metrics a scored run lacks (added since it was scored, e.g. `format`)."""
+    from mop_bench.metrics import BUILTIN_METRICS
+
+    return [m for m in BUILTIN_METRICS if m not in old and m not in old.get("_errors", {})]
+
+
+def rescore_reasons(run_dir: Path, spec: RunSpec) -> list[str]:
+    """Why a scored run's metrics would be computed again under `spec`, judged from its
+    metrics.json and the settings alone (what `score_stage` also checks on the
+    generations and the fit's files is left to it): for `--dry-run`."""
+    try:
+        old = store.read_json(run_dir / "metrics.json")
+    except (OSError, ValueError):
+        return ["its metrics.json is unreadable"]
+    reasons = []
+    if old.get("_inputs", {}).get("metrics") != metric_settings_digest(spec):
+        reasons.append("the metric settings changed since it was scored")
+    absent = absent_metrics(old)
+    if absent:
+        reasons.append(f"metric(s) {', '.join(absent)} are new since")
+    return reasons
+
+
 def score_stage(
     run_dir: Path,
     spec: RunSpec,
@@ -41,7 +70,7 @@ def score_stage(
     force: bool = False,
 ) -> dict[str, Any]:
     """Embed real and synthetic texts (cached) and compute every metric."""
-    from mop_bench.metrics import BUILTIN_METRICS, score_all
+    from mop_bench.metrics import score_all
 
     path = run_dir / "metrics.json"
     gen_hash = generations_hash(generations)
@@ -51,14 +80,14 @@ def score_stage(
         "heldout": None if heldout is None else digest(heldout),
         "fit": None if fit is None else digest(fit.get("diagnostics")),
         # a changed metric setting (e.g. metrics.golden_cut's default) scores again
-        "metrics": digest(dataclasses.asdict(spec.metrics)),
+        "metrics": metric_settings_digest(spec),
     }
     if path.exists() and not force:
         old = store.read_json(path)
         seen = old.get("_inputs", {})
         # A built-in metric added since the run was scored (e.g. `format`) must not be
         # missing from its tables: score again (embeddings come from the cache).
-        absent = [m for m in BUILTIN_METRICS if m not in old and m not in old.get("_errors", {})]
+        absent = absent_metrics(old)
         if (
             seen.get("generations") == gen_hash
             and all(seen.get(k) == v for k, v in side_inputs.items())

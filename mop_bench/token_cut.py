@@ -40,3 +40,12 @@ def golden_texts(spec: Any, golden: list[Any]) -> list[str]:
     )
     limit = spec.budget.max_new_tokens
     return [cut_to_tokens(tokenizer, t, limit)[0] for t in texts]
+
+
+def golden_texts_or_whole(spec: Any, golden: list[Any]) -> list[str]:
+    """`golden_texts`, or the whole texts where the tokenizer cannot be loaded (for the
+    cost estimate: the run itself then says why)."""
+    try:
+        return golden_texts(spec, golden)
+    except ValueError:
+        return [e.text for e in golden]

@@ -12,7 +12,10 @@ import numpy as np
 import pytest
 
 from mop_bench import store
+from mop_bench.dryrun import state_summary
+from mop_bench.estimate import estimate_cost
 from mop_bench.lm.loading import load_tokenizer
+from mop_bench.run_status import run_state
 from mop_bench.runner import RunOptions, run
 from mop_bench.token_cut import golden_texts
 
@@ -76,10 +79,39 @@ def test_a_run_scored_under_other_metric_settings_is_scored_again(
     metrics["_inputs"]["metrics"] = "an older digest"
     metrics["fid"]["value"] = 123.0
     store.write_json(run_dir / "metrics.json", metrics)
+    # --dry-run says so before the run does it
+    stale = run_state(run_dir, spec)
+    assert stale.rescore == ["the metric settings changed since it was scored"]
+    assert "its metrics would be computed again" in state_summary(stale)
+    assert "computed again" in estimate_cost(spec, ws.task(spec), state=stale).summary()
     encoded = ws.fake_encoder.encoded
     run(spec, opts, ws)
     again = store.read_json(run_dir / "metrics.json")
     assert again["fid"]["value"] != 123.0 and ws.fake_encoder.encoded > encoded
     assert again["_inputs"]["metrics"] != "an older digest"
+    fresh = run_state(run_dir, spec)
+    assert fresh.rescore == [] and "computed again" not in state_summary(fresh)
     run(spec, opts, ws)  # now up to date: not scored a third time
     assert store.read_json(run_dir / "metrics.json") == again
+    # a metric missing from an older metrics.json is named too
+    del again["format"]
+    store.write_json(run_dir / "metrics.json", again)
+    assert run_state(run_dir, spec).rescore == ["metric(s) format are new since"]
+
+
+def test_the_estimate_looks_up_the_golden_texts_the_metrics_will_encode(
+    weather_csv: Path,
+) -> None:
+    from test_runner import _spec, _workspace
+
+    spec = _spec(weather_csv, **{"budget.max_new_tokens": 8})
+    task = _workspace().task(spec)
+    cut = golden_texts(spec, task.golden)
+    assert cut != [e.text for e in task.golden]  # some texts are longer than the budget
+
+    class CachedCut:  # an encoder whose cache holds exactly the cut golden texts
+        def cached_count(self, texts: list[str]) -> int:
+            return sum(t in set(cut) for t in texts)
+
+    work = {w.stage: w for w in estimate_cost(spec, task, encoder=CachedCut()).items}
+    assert work["encoding"].note.startswith(f"{len(set(cut)):,} of the ")
