@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mop_bench.rates import REFERENCE_RATES, Rates
-from mop_bench.token_cut import golden_texts_or_whole
+from mop_bench.token_cut import golden_texts_on_disk
 
 #: SmolLM2's BPE tokens per whitespace-separated English word (reviews, news: 1.3-1.4).
 TOKENS_PER_WORD = 1.35
@@ -219,9 +219,11 @@ def estimate_cost(
         )
     # Encoding: the golden set and the pool (gating features and the metrics), the
     # synthetic texts; what the embedding cache holds already is free.
-    # the golden texts as the metrics will ask the cache for them (cut to the budget)
-    texts = golden_texts_or_whole(spec, task_data.golden) + [e.text for e in task_data.pool]
-    distinct = len(set(texts))
+    # the golden texts as the metrics will ask the cache for them (cut to the budget);
+    # without the tokenizer on disk no run here has cut them yet: all to encode
+    golden = golden_texts_on_disk(spec, task_data.golden)
+    texts = (golden or []) + [e.text for e in task_data.pool]
+    distinct = len(set(texts)) + (len(task_data.golden) if golden is None else 0)
     counter = getattr(encoder, "cached_count", None)  # a stand-in encoder may have none
     cached = counter(texts) if counter is not None else 0
     to_encode = distinct - cached + budget.n_samples

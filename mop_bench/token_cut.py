@@ -30,22 +30,29 @@ def cut_to_tokens(tokenizer: Any, text: str, limit: int) -> tuple[str, dict[str,
     return cut, {"tokens": limit, "source_tokens": len(ids), "truncated": True}
 
 
-def golden_texts(spec: Any, golden: list[Any]) -> list[str]:
-    """The golden texts as the sample metrics see them (`metrics.golden_cut`)."""
+def golden_texts(spec: Any, golden: list[Any], tokenizer: Any = None) -> list[str]:
+    """The golden texts as the sample metrics see them (`metrics.golden_cut`); `tokenizer`
+    the run's LM tokenizer, loaded when needed and not given."""
     texts = [e.text for e in golden]
     if spec.metrics.golden_cut == "full":
         return texts
-    tokenizer = budget_tokenizer(
+    tokenizer = tokenizer or budget_tokenizer(
         spec.lm.model, who="metrics.golden_cut=budget", instead="metrics.golden_cut=full"
     )
     limit = spec.budget.max_new_tokens
     return [cut_to_tokens(tokenizer, t, limit)[0] for t in texts]
 
 
-def golden_texts_or_whole(spec: Any, golden: list[Any]) -> list[str]:
-    """`golden_texts`, or the whole texts where the tokenizer cannot be loaded (for the
-    cost estimate: the run itself then says why)."""
-    try:
-        return golden_texts(spec, golden)
-    except ValueError:
+def golden_texts_on_disk(spec: Any, golden: list[Any]) -> list[str] | None:
+    """`golden_texts` where that writes nothing (the tokenizer is on disk already), for
+    the cost estimate, which must not write; None where it would have to (no run on this
+    machine has cut texts with this LM yet) or cannot (the run itself then says why)."""
+    from mop_bench.lm.loading import load_tokenizer
+
+    if spec.metrics.golden_cut == "full":
         return [e.text for e in golden]
+    try:
+        tokenizer = load_tokenizer(spec.lm.model, create=False)
+    except (OSError, ValueError):
+        return None
+    return golden_texts(spec, golden, tokenizer)

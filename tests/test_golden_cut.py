@@ -115,3 +115,22 @@ def test_the_estimate_looks_up_the_golden_texts_the_metrics_will_encode(
 
     work = {w.stage: w for w in estimate_cost(spec, task, encoder=CachedCut()).items}
     assert work["encoding"].note.startswith(f"{len(set(cut)):,} of the ")
+
+
+def test_without_the_tokenizer_on_disk_the_estimate_writes_nothing_and_counts_golden_as_new(
+    weather_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from test_runner import _spec, _workspace
+
+    spec = _spec(weather_csv, **{"budget.max_new_tokens": 8})
+    task = _workspace().task(spec)
+    monkeypatch.setenv("MOP_BENCH_CACHE", str(tmp_path / "cache"))  # an empty cache
+
+    class CachedAll:
+        def cached_count(self, texts: list[str]) -> int:
+            return len(texts)
+
+    work = {w.stage: w for w in estimate_cost(spec, task, encoder=CachedAll()).items}
+    pool = len({e.text for e in task.pool})
+    assert work["encoding"].note == f"{pool:,} of the {pool + len(task.golden):,} real texts cached"
+    assert not (tmp_path / "cache").exists()

@@ -182,11 +182,12 @@ def ensure_dequantized(source: ModelSource) -> Path:
     return target
 
 
-def load_tokenizer(name: str) -> Any:
+def load_tokenizer(name: str, *, create: bool = True) -> Any:
     """The tokenizer of a model (alias, Hub id, folder or .gguf) without loading weights.
 
     For GGUF models it comes from the dequantized copy if that exists, else from a
-    tokenizer-only copy cached on first use (parsing the GGUF vocabulary takes ~5 s)."""
+    tokenizer-only copy cached on first use (parsing the GGUF vocabulary takes ~5 s);
+    `create=False` raises FileNotFoundError instead of writing that copy."""
     from transformers import AutoTokenizer
 
     source = resolve_model(name)
@@ -196,6 +197,8 @@ def load_tokenizer(name: str) -> Any:
     if (full / "config.json").is_file():
         return AutoTokenizer.from_pretrained(str(full))
     target = cache_dir() / "tokenizers" / source.slug
+    if not create and not (target / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"{name}: no tokenizer on disk yet ({target})")
     if not (target / "tokenizer_config.json").is_file():
         from filelock import FileLock
 
