@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import numpy as np
@@ -83,20 +82,11 @@ def mop_prompts(n: int, seed: int = 0, *, exemplar: bool = True) -> tuple[list[s
 
 
 def matmul_flops(dtype_name: str, size: int = 2048, repeats: int = 10) -> float:
-    """FLOP/s of a size x size matrix product in `dtype_name` (best of `repeats`)."""
-    import torch
+    """FLOP/s of a size x size matrix product in `dtype_name` (best of `repeats`): the
+    probe the cost estimate times (`mop_bench.rates.matmul_gflops`)."""
+    from mop_bench.rates import matmul_gflops
 
-    dtype = getattr(torch, dtype_name)
-    gen = torch.Generator().manual_seed(0)
-    a = torch.randn(size, size, generator=gen).to(dtype)
-    b = torch.randn(size, size, generator=gen).to(dtype)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
+    return matmul_gflops(dtype_name, size, repeats) * 1e9
 
 
 def load_average() -> str:

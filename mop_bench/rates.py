@@ -157,6 +157,13 @@ def recorded_rates(
         score = [score[0] + s[0], score[1] + s[1]]
     own_gen = gen[0] >= MIN_RECORDED_TOKENS and gen[1] > 0
     own_score = score[0] >= MIN_RECORDED_TOKENS and score[1] > 0
+    if own_gen and own_score:  # no reference needed (nor its probe)
+        return Rates(
+            generate=gen[0] / gen[1],
+            score=score[0] / score[1],
+            encode=REFERENCE_RATES.encode,
+            source=f"recorded by {used} finished run(s) of {lm.model} under {results_dir}",
+        )
     reference = reference_rates(runtime)
     if not (own_gen or own_score):
         return reference
@@ -164,6 +171,6 @@ def recorded_rates(
         generate=gen[0] / gen[1] if own_gen else reference.generate,
         score=score[0] / score[1] if own_score else reference.score,
         encode=reference.encode,
-        source=f"recorded by {used} finished run(s) of {lm.model} under {results_dir}"
-        + ("" if own_gen and own_score else f"; the rest from {reference.source}"),
+        source=f"recorded by {used} finished run(s) of {lm.model} under {results_dir}; "
+        f"the rest from {reference.source}",
     )

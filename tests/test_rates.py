@@ -72,3 +72,20 @@ def test_another_machine_scales_the_avx2_reference_by_its_matmul_speed(
 
 def test_the_probe_measures_a_real_matrix_product() -> None:
     assert matmul_gflops("float32", size=64, repeats=1) > 0.01
+
+
+def test_rates_recorded_in_full_need_no_probe(tmp_path: Path, monkeypatch) -> None:
+    def no_probe(*a, **k):
+        raise AssertionError("both rates were recorded: no reference, no probe")
+
+    monkeypatch.setattr(rates_mod, "matmul_gflops", no_probe)
+    spec = build_spec("yelp", "mop")
+    other = AVX2 | {"threads": 3}  # a kind with no reference run
+    run = tmp_path / "yelp" / "mop-c"
+    run.mkdir(parents=True)
+    (run / "config.json").write_text(json.dumps({"spec": spec.to_json(), "runtime": other}))
+    totals = {"lm_generate_tokens": 3000, "lm_generate_seconds": 100.0}
+    totals |= {"lm_score_tokens": 6000, "lm_score_seconds": 100.0}
+    (run / "timing.json").write_text(json.dumps({"totals": totals}))
+    got = recorded_rates(tmp_path, spec.lm, runtime=other)
+    assert (got.generate, got.score) == (pytest.approx(30.0), pytest.approx(60.0))

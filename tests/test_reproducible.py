@@ -45,19 +45,11 @@ def _run(out: Path, threads: int, cache: Path, *, dry_run: bool = False) -> Path
     return run_dir
 
 
-def _this_cpu() -> dict:
-    import torch
-
-    from mop_bench.lm.loading import choose_dtype
-
-    capability = str(torch.backends.cpu.get_cpu_capability())
-    return {"cpu_capability": capability, "lm_dtype": choose_dtype("auto")}
-
-
 def test_one_and_two_threads_give_identical_runs(tmp_path: Path) -> None:
-    from mop_bench.runtime import thread_invariant
+    from mop_bench.runner import build_spec
+    from mop_bench.runtime import runtime_identity, thread_invariant
 
-    if not thread_invariant(_this_cpu()):
+    if not thread_invariant(runtime_identity(build_spec("yelp", "mop", preset="smoke"))):
         # not measured invariant here: 1 and 2 threads must be two runs, not one
         one = _run(tmp_path / "one", 1, tmp_path / "cache1", dry_run=True)
         two = _run(tmp_path / "two", 2, tmp_path / "cache2", dry_run=True)
