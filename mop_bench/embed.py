@@ -23,6 +23,12 @@ Two promises make the cache safe to share:
   every encoder checks it once, on the first call that batches (`_check_grouping`):
   should a batched vector ever differ from the text encoded alone, it warns and encodes
   each text alone.
+- **A vector does not depend on a thread count it was not keyed by.** On other CPUs than
+  the one above, 1 and 2 threads gave other bits even for texts of 12 or more tokens
+  (2026-12-07). On the CPU the encoder computes on the run's thread count
+  (`mop_bench.lm.hf.default_threads`, which the fingerprint records), and a count other
+  than 2 (`mop_bench.runtime.UNHASHED_THREADS`) keeps its own cache folder, so vectors
+  computed on one count are never read back by a run on another.
 """
 
 from __future__ import annotations
@@ -85,7 +91,9 @@ class Encoder:
         self.device = device
         ident = f"{self.spec.model}|norm={self.spec.normalize}"
         self.identity = ident
-        slug = hashlib.sha1(ident.encode()).hexdigest()[:12]
+        #: The torch thread count the encoder computes on (None off the CPU).
+        self.threads = _cpu_threads() if device == "cpu" else None
+        slug = hashlib.sha1(_cache_namespace(ident, self.threads).encode()).hexdigest()[:12]
         self.cache_dir = (cache or cache_dir() / "embeddings") / slug
         self._model = None
         self.cache_hits = 0
@@ -102,6 +110,10 @@ class Encoder:
             ) if self.spec.model in _PACKAGED_MINILM else None
             from sentence_transformers import SentenceTransformer
 
+            if self.threads is not None:  # the count the cache folder is keyed by
+                import torch
+
+                torch.set_num_threads(self.threads)
             self._model = SentenceTransformer(
                 resolve_encoder_path(self.spec.model), device=self.device
             )
@@ -257,6 +269,22 @@ class Encoder:
             fh.flush()
             os.fsync(fh.fileno())  # the bytes are on disk before the name points at them
         os.replace(tmp, path)  # atomic: concurrent runs never see a half-written vector
+
+
+def _cpu_threads() -> int:
+    from mop_bench.lm.hf import default_threads
+
+    return default_threads()
+
+
+def _cache_namespace(identity: str, threads: int | None) -> str:
+    """What the cache folder is keyed by: the encoder's identity, and the thread count
+    where it is not 2 (the count every existing cache was filled with)."""
+    from mop_bench.runtime import UNHASHED_THREADS
+
+    if threads is None or threads == UNHASHED_THREADS:
+        return identity
+    return f"{identity}|threads={threads}"
 
 
 @contextmanager

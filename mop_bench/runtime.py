@@ -4,12 +4,12 @@
 flip it between two runs of one fingerprint (issue 10). It is now a function of the
 hardware only, and the resolved dtype and the CPU's kernel family (AVX2, AVX512, ...;
 float kernels round differently on each) enter the fingerprint; the dtype also enters
-the comparable key, since it changes the model itself. The thread count is recorded, and
-hashed only where it was seen to change outputs: on an AVX512 CPU in bf16, generations,
-scores and embeddings were measured bit-identical with 1 and 2 threads
-(tests/test_reproducible.py; the gate fit runs single-threaded), but on an AVX2 CPU in
-fp32 the same smoke run generated other texts with 2 threads than with 1 (2026-12-07),
-so there, and on any CPU kind not measured, the thread count enters the fingerprint. The device
+the comparable key, since it changes the model itself. The thread count enters the
+fingerprint of every CPU run: whether it changes outputs depends on the very CPU, not
+on its kernel family (1 and 2 threads gave identical bytes on one AVX512 machine, and
+other generations and embeddings on an AVX2 machine and on another AVX512 machine,
+2026-12-07). Two threads, with which every published run was made, is written by
+omission, so those runs keep their names; any other count is hashed. The device
 (`--device`, `mop_bench.devices`) is recorded always and hashed when it is not the CPU,
 so CPU runs keep the fingerprints they had before the option existed.
 """
@@ -52,24 +52,20 @@ def comparable_lm_dtype(spec: RunSpec, runtime: dict[str, Any]) -> str | None:
     return choose_dtype(spec.lm.dtype, runtime.get("device", "cpu"))
 
 
-#: (cpu_capability, lm_dtype) where a run was measured byte-identical with 1 and 2
-#: threads (tests/test_reproducible.py): there the thread count stays out of the
-#: fingerprint, as it always did.
-THREAD_INVARIANT = {("AVX512", "bfloat16")}
+#: The thread count written by omission in a CPU run's fingerprint: every published run
+#: was made with 2 threads, before the count was hashed.
+UNHASHED_THREADS = 2
 
 
 def fingerprinted(runtime: dict[str, Any]) -> dict[str, Any]:
     """The part of `runtime_identity` that decides outputs (enters the fingerprint): the
-    device only off the CPU, so CPU fingerprints are those of before `--device`; the
-    thread count where an in-process LM runs on a CPU kind not in THREAD_INVARIANT."""
+    device only off the CPU, so CPU fingerprints are those of before `--device`; on the
+    CPU the thread count, unless it is `UNHASHED_THREADS` (one count, so distinct counts
+    still give distinct fingerprints). It applies to runs without an in-process LM too:
+    the sentence encoder runs on the same threads (`mop_bench.embed`)."""
     out = {k: runtime[k] for k in ("lm_dtype", "cpu_capability")}
     if runtime.get("device", "cpu") != "cpu":
         out["device"] = runtime["device"]
-    elif runtime["lm_dtype"] is not None and not thread_invariant(runtime):
+    elif runtime["threads"] != UNHASHED_THREADS:
         out["threads"] = runtime["threads"]
     return out
-
-
-def thread_invariant(runtime: dict[str, Any]) -> bool:
-    """Whether runs on this kind of CPU were measured not to depend on the thread count."""
-    return (runtime.get("cpu_capability"), runtime.get("lm_dtype")) in THREAD_INVARIANT
