@@ -274,6 +274,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--name", help="comparison directory name (default: derived from task, sims, preset)"
     )
     _add_floor_arg(p)
+    _add_bootstrap_args(p)
 
     p = sub.add_parser(
         "sweep", help="a grid over settings, e.g. --set personas=4,8,16 --set pool=250,500"
@@ -285,6 +286,7 @@ def make_parser() -> argparse.ArgumentParser:
     _add_spec_args(p, sims="none")
     p.add_argument("--name", help="comparison directory name")
     _add_floor_arg(p)
+    _add_bootstrap_args(p)
 
     p = sub.add_parser(
         "doctor",

@@ -277,6 +277,7 @@ def cmd_compare(args: Any) -> int:
         workspace=_workspace(args),
         name=args.name,
         floor=args.floor,
+        bootstrap=_bootstrap(args),
     )
     print(f"comparison report: {out}")
     return 0
@@ -298,6 +299,7 @@ def cmd_ablate(args: Any) -> int:
         name=args.name or f"ablate-{Path(task_name(args)).stem}-{args.preset}",
         ablation=True,
         floor=args.floor,
+        bootstrap=_bootstrap(args),
     )
     print(f"ablation report: {out}")
     return 0

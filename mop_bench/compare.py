@@ -12,11 +12,14 @@ import itertools
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mop_bench import store
 from mop_bench.paths import safe_name
 from mop_bench.runner import RunOptions, Workspace, build_spec, run
+
+if TYPE_CHECKING:
+    from mop_bench.report.bootstrap import BootstrapSettings
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +49,13 @@ def compare(
     name: str | None = None,
     ablation: bool = False,
     floor: str | None = None,
+    bootstrap: BootstrapSettings | None = None,
 ) -> Path:
     """Run every simulator for every seed, then write the comparison report.
 
     `floor` (default `temperature-only`) is the simulator the normalised score maps to
-    0; it is kept in comparison.json so that a re-render keeps it."""
+    0; it is kept in comparison.json so that a re-render keeps it. `bootstrap`: the
+    paired tests' draws and seed (default `BootstrapSettings()`)."""
     from mop_bench.report import render_comparison
 
     options = options or RunOptions()
@@ -93,7 +98,7 @@ def compare(
         }
         | ({"floor": floor} if floor is not None else {}),
     )
-    return render_comparison(comp_dir)
+    return render_comparison(comp_dir, bootstrap=bootstrap)
 
 
 def sweep(

@@ -6,7 +6,12 @@ from __future__ import annotations
 from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # For tests and CI: a whole MoP run in about 3 minutes on a 2-core CPU.
+    # For tests and CI: every stage of a run at a small size. CI regenerates nine
+    # simulators on three tasks with it (scripts/regenerate_reports.sh), so it is sized
+    # for that: exemplars cut at 40 words (prompts of ~250 tokens instead of ~530: the
+    # prefill of every exemplar-showing simulator is most of its time), 32 held-out
+    # texts and 8 PICLe steps per label; a yelp comparison of the nine took 17 minutes
+    # on a 2-core AVX512 CPU before, and a whole MoP run takes about 3 minutes.
     "smoke": {
         "budget.n_samples": 64,
         "budget.max_new_tokens": 48,
@@ -14,6 +19,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data.pool_size": 200,
         "data.golden_size": 300,
         "simulator.n_personas": 4,
+        "simulator.picle.steps": 8,
+        "prompt.exemplar_words": 40,
         "fit.n_train": 32,
         "fit.epochs": 2,
         "fit.top_m": 2,
@@ -22,7 +29,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "fit.persona_cluster_samples": 4,
         "fit.persona_max_new_tokens": 40,
         "metrics.mauve_seeds": (25, 26),
-        "metrics.heldout_n": 64,
+        "metrics.heldout_n": 32,
         "metrics.heldout_samples": 4,
     },
     # What `mop-bench run` uses: a few hundred samples, K = 16; a full MoP run in

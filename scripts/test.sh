@@ -19,4 +19,4 @@ if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt
   (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || echo "warning: could not install chromium; browser tests will skip"
 fi
 ruff check mop_bench tests benchmarks
-python -m pytest "$@"
+python -m pytest --durations=15 "$@"  # the slowest tests listed: CI time is watched
