@@ -6,12 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 PRESETS: dict[str, dict[str, Any]] = {
-    # For tests and CI: every stage of a run at a small size. CI regenerates nine
-    # simulators on three tasks with it (scripts/regenerate_reports.sh), so it is sized
+    # For tests and CI: every stage of a run at a small size. CI regenerates comparisons
+    # on three tasks with it (scripts/regenerate_reports.sh), so it is sized
     # for that: exemplars cut at 40 words (prompts of ~250 tokens instead of ~530: the
-    # prefill of every exemplar-showing simulator is most of its time), 32 held-out
-    # texts and 8 PICLe steps per label; a yelp comparison of the nine took 17 minutes
-    # on a 2-core AVX512 CPU before, and a whole MoP run takes about 3 minutes.
+    # prefill of every exemplar-showing simulator is most of its time), 4 candidate
+    # pairs per fit block, 32 held-out texts and 8 PICLe steps per label. A yelp
+    # comparison of the nine took 17 minutes on a 2-core AVX512 CPU before, 11 after
+    # (2026-12-07, before the fit's 4 pairs); a whole MoP run takes 2-3 minutes there.
     "smoke": {
         "budget.n_samples": 64,
         "budget.max_new_tokens": 48,
@@ -22,6 +23,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "simulator.picle.steps": 8,
         "prompt.exemplar_words": 40,
         "fit.n_train": 32,
+        "fit.candidates": 4,
         "fit.epochs": 2,
         "fit.top_m": 2,
         "fit.score_max_tokens": 32,
