@@ -85,10 +85,10 @@ def test_dry_run_prints_an_estimate_and_creates_nothing(
     assert sorted(tmp_path.iterdir()) == before  # no results folder, no cache
     assert "does not exist yet" in text and "rates assumed" in text and "estimate" in text
     # generation: 16 texts x the smoke preset's 48 new tokens; the fit: 8 training
-    # examples x min(1 epoch x 8 candidates, 2 personas x 30 pool texts per label) pairs;
+    # examples x min(1 epoch x 4 candidates, 2 personas x 30 pool texts per label) pairs;
     # held-out: 10 examples x min(4 draws, the pairs)
     assert "768 new tokens" in text and "16 texts x <= 48 new tokens" in text
-    assert "8 examples x <= 8 pairs" in text and "10 examples x 4 pair(s)" in text
+    assert "8 examples x <= 4 pairs" in text and "10 examples x 4 pair(s)" in text
     fingerprint = next(ln.split()[1] for ln in text.splitlines() if ln.startswith("fingerprint"))
 
     # The real run lands where the dry run said, and a second dry run finds it done.
