@@ -162,7 +162,9 @@ def _add_bootstrap_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bootstrap-seed", type=int, default=0, help="paired-test seed (default 0)")
 
 
-def _add_floor_arg(p: argparse.ArgumentParser, *, remembered: bool = False) -> None:
+def _add_table_args(p: argparse.ArgumentParser, *, remembered: bool = False) -> None:
+    """The tables' settings: the paired tests' draws and the normalised score's floor."""
+    _add_bootstrap_args(p)
     where = (
         "default: the --floor the comparison was run with, else temperature-only"
         if remembered
@@ -242,8 +244,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="a run directory, or a comparison or sweep directory (holding comparison.json "
         "or sweep.json)",
     )
-    _add_bootstrap_args(p)
-    _add_floor_arg(p, remembered=True)
+    _add_table_args(p, remembered=True)
     p.add_argument(
         "--plot-reference",
         metavar="NAME",
@@ -273,8 +274,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--name", help="comparison directory name (default: derived from task, sims, preset)"
     )
-    _add_floor_arg(p)
-    _add_bootstrap_args(p)
+    _add_table_args(p)
 
     p = sub.add_parser(
         "sweep", help="a grid over settings, e.g. --set personas=4,8,16 --set pool=250,500"
@@ -285,8 +285,7 @@ def make_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ablate", help="MoP and its ablations (the paper's Table 4) as one table")
     _add_spec_args(p, sims="none")
     p.add_argument("--name", help="comparison directory name")
-    _add_floor_arg(p)
-    _add_bootstrap_args(p)
+    _add_table_args(p)
 
     p = sub.add_parser(
         "doctor",
@@ -325,8 +324,7 @@ def make_parser() -> argparse.ArgumentParser:
         help="directory to write leaderboard.html, .csv and .json into (created if missing; "
         "default: the results directory)",
     )
-    _add_bootstrap_args(p)
-    _add_floor_arg(p)
+    _add_table_args(p)
     p.add_argument("-q", "--quiet", action="store_true")
 
     p = sub.add_parser(
