@@ -279,7 +279,7 @@ def _cpu_threads() -> int:
 
 def _cache_namespace(identity: str, threads: int | None) -> str:
     """What the cache folder is keyed by: the encoder's identity, and the thread count
-    where it is not 2 (the count every existing cache was filled with)."""
+    where it is not 2 (so caches filled before keep their folder)."""
     from mop_bench.runtime import UNHASHED_THREADS
 
     if threads is None or threads == UNHASHED_THREADS:

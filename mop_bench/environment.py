@@ -65,4 +65,28 @@ def capture() -> dict[str, Any]:
         "machine": platform.machine(),
         "processor": platform.processor(),
         "cpu_count": os.cpu_count(),
+        **_cpu_model(),
     }
+
+
+#: CPU flags that pick the matrix kernels (oneDNN, torch): two CPUs of one kernel family
+#: (`cpu_capability`) with other flags rounded one run differently (docs/report.md).
+_KERNEL_FLAGS = ("avx2", "fma", "avx_vnni", "avx512", "amx")
+_CPUINFO = Path("/proc/cpuinfo")
+
+
+def _cpu_model() -> dict[str, Any]:
+    """`cpu_model` and the kernel-relevant `cpu_flags` from /proc/cpuinfo (Linux), else
+    nothing: which machine made a run, where two of one kernel family differ."""
+    try:
+        text = _CPUINFO.read_text(errors="replace")
+    except OSError:
+        return {}
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+        if not line.strip() and fields:
+            break  # the first processor describes them all
+    flags = sorted(f for f in fields.get("flags", "").split() if f.startswith(_KERNEL_FLAGS))
+    return {"cpu_model": fields.get("model name"), "cpu_flags": flags}

@@ -8,8 +8,9 @@ the comparable key, since it changes the model itself. The thread count enters t
 fingerprint of every CPU run: whether it changes outputs depends on the very CPU, not
 on its kernel family (1 and 2 threads gave identical bytes on one AVX512 machine, and
 other generations and embeddings on an AVX2 machine and on another AVX512 machine,
-2026-12-07). Two threads, with which every published run was made, is written by
-omission, so those runs keep their names; any other count is hashed. The device
+2026-12-07). Two threads is written by omission and any other count hashed: the
+published runs were made with 1 or 2 threads on the machine where the two gave identical
+bytes, so each is what 2 threads make there, and keeps its name. The device
 (`--device`, `mop_bench.devices`) is recorded always and hashed when it is not the CPU,
 so CPU runs keep the fingerprints they had before the option existed.
 """
@@ -52,8 +53,8 @@ def comparable_lm_dtype(spec: RunSpec, runtime: dict[str, Any]) -> str | None:
     return choose_dtype(spec.lm.dtype, runtime.get("device", "cpu"))
 
 
-#: The thread count written by omission in a CPU run's fingerprint: every published run
-#: was made with 2 threads, before the count was hashed.
+#: The thread count written by omission in a CPU run's fingerprint: the published runs
+#: (made with 1 or 2 threads where the two were byte-identical) keep their names.
 UNHASHED_THREADS = 2
 
 

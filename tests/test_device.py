@@ -83,3 +83,19 @@ def test_tiny_model_run_with_device_cpu_and_auto(tmp_path: Path, monkeypatch, ca
     assert runs[0].name == runs[1].name  # one fingerprint
     texts = [(run / "generations.jsonl").read_bytes() for run in runs]
     assert texts[0] == texts[1] and texts[0]
+
+
+def test_environment_names_the_cpu_and_its_kernel_flags(tmp_path: Path, monkeypatch) -> None:
+    from mop_bench import environment
+
+    info = tmp_path / "cpuinfo"
+    info.write_text(
+        "processor\t: 0\nmodel name\t: Some Xeon\nflags\t\t: fpu sse2 avx2 fma avx512f "
+        "avx512_bf16 amx_tile\n\nprocessor\t: 1\nmodel name\t: Other\n"
+    )
+    monkeypatch.setattr(environment, "_CPUINFO", info)
+    env = environment.capture()
+    assert env["cpu_model"] == "Some Xeon"
+    assert env["cpu_flags"] == ["amx_tile", "avx2", "avx512_bf16", "avx512f", "fma"]
+    monkeypatch.setattr(environment, "_CPUINFO", tmp_path / "absent")
+    assert "cpu_model" not in environment.capture()
