@@ -92,7 +92,9 @@ class Encoder:
         ident = f"{self.spec.model}|norm={self.spec.normalize}"
         self.identity = ident
         #: The torch thread count the encoder computes on (None off the CPU).
-        self.threads = _cpu_threads() if device == "cpu" else None
+        from mop_bench.lm.hf import default_threads  # lazy: it imports torch
+
+        self.threads = default_threads() if device == "cpu" else None
         slug = hashlib.sha1(_cache_namespace(ident, self.threads).encode()).hexdigest()[:12]
         self.cache_dir = (cache or cache_dir() / "embeddings") / slug
         self._model = None
@@ -110,10 +112,6 @@ class Encoder:
             ) if self.spec.model in _PACKAGED_MINILM else None
             from sentence_transformers import SentenceTransformer
 
-            if self.threads is not None:  # the count the cache folder is keyed by
-                import torch
-
-                torch.set_num_threads(self.threads)
             self._model = SentenceTransformer(
                 resolve_encoder_path(self.spec.model), device=self.device
             )
@@ -229,8 +227,9 @@ class Encoder:
     def _encode_batch(self, texts: list[str], length: int) -> np.ndarray:
         """One forward pass over `texts`, all of `length` tokens; texts shorter than
         `MIN_BATCHED_TOKENS` (only ever alone) on one thread, where the thread count
-        would change their bits."""
-        with _one_thread(length < MIN_BATCHED_TOKENS):
+        would change their bits; the rest on `self.threads`, the count the cache
+        folder is keyed by, whatever torch's count was set to since."""
+        with _threads(1 if length < MIN_BATCHED_TOKENS else self.threads):
             return self.model.encode(
                 texts,
                 batch_size=len(texts),
@@ -271,12 +270,6 @@ class Encoder:
         os.replace(tmp, path)  # atomic: concurrent runs never see a half-written vector
 
 
-def _cpu_threads() -> int:
-    from mop_bench.lm.hf import default_threads
-
-    return default_threads()
-
-
 def _cache_namespace(identity: str, threads: int | None) -> str:
     """What the cache folder is keyed by: the encoder's identity, and the thread count
     where it is not 2 (so caches filled before keep their folder)."""
@@ -288,19 +281,19 @@ def _cache_namespace(identity: str, threads: int | None) -> str:
 
 
 @contextmanager
-def _one_thread(active: bool) -> Iterator[None]:
-    """torch on one thread inside the block when `active` (restored after)."""
-    if not active:
+def _threads(count: int | None) -> Iterator[None]:
+    """torch on `count` threads inside the block (restored after); None: as it is."""
+    if count is None:
         yield
         return
     import torch
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
+        torch.set_num_threads(before)
 
 
 def _progress(total: int, enabled: bool, desc: str = "embedding"):

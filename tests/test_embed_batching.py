@@ -8,7 +8,7 @@ import logging
 import numpy as np
 import pytest
 
-from mop_bench.embed import Encoder
+from mop_bench.embed import MIN_BATCHED_TOKENS, Encoder
 
 WORDS = [
     "the",
@@ -95,11 +95,29 @@ def test_each_thread_count_reads_only_its_own_vectors(tmp_path, monkeypatch) -> 
     try:
         for count in (1, 2, 1):
             monkeypatch.setenv("MOP_BENCH_THREADS", str(count))
+            torch.set_num_threads(3)  # set elsewhere since: the encoder does not follow it
             enc = Encoder(cache=tmp_path, progress=False)
+            calls: list[list[int]] = []  # [tokens, torch threads in the forward pass]
+            real_batch, real_encode = enc._encode_batch, enc.model.encode
+
+            def batch_spy(batch, length, calls=calls, real=real_batch):
+                calls.append([length, 0])
+                return real(batch, length)
+
+            def encode_spy(*args, calls=calls, real=real_encode, **kwargs):
+                calls[-1][1] = torch.get_num_threads()
+                return real(*args, **kwargs)
+
+            enc._encode_batch = batch_spy  # type: ignore[method-assign]
+            enc.model.encode = encode_spy  # type: ignore[method-assign]
             vecs.append(enc.encode(short))
             assert enc.threads == count
-            if enc.cache_misses:  # it computed: on the count its folder is keyed by
-                assert torch.get_num_threads() == count
+            if enc.cache_misses:  # it computed: short texts on 1 thread, the rest on `count`
+                assert calls and all(
+                    t == (1 if n < MIN_BATCHED_TOKENS else count) for n, t in calls
+                )
+                assert any(n >= MIN_BATCHED_TOKENS for n, _ in calls)
+            assert torch.get_num_threads() == 3  # the caller's count, restored
             encoders.append(enc)
     finally:
         torch.set_num_threads(threads)
